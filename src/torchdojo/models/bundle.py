@@ -56,8 +56,10 @@ def load_bundle(folder: str | Path) -> tuple[nn.Module, ModelSpec]:
     folder = Path(folder)
     spec_file, weights = folder / "model.json", folder / "model.safetensors"
     if not spec_file.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"{folder} holds no trained model (model.json + model.safetensors); "
-                                "pass a finished run folder, e.g. runs/mnist-cnn/<timestamp>")
+        raise FileNotFoundError(
+            f"{folder} holds no trained model (model.json + model.safetensors); "
+            "pass a finished run folder, e.g. runs/mnist-cnn/<timestamp>"
+        )
     spec = ModelSpec(**json.loads(spec_file.read_text()))
     kwargs = {k: v for k, v in spec.kwargs.items() if k != "weights"}
     model = create_model(spec.name, **kwargs)

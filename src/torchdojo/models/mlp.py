@@ -14,7 +14,12 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, *, in_features: int, num_classes: int, width: int = 256, depth: int = 2,
+        self,
+        *,
+        in_features: int,
+        num_classes: int,
+        width: int = 256,
+        depth: int = 2,
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
@@ -34,9 +39,14 @@ class MLP(nn.Module):
 
 @register_model
 def mlp(
-    *, in_features: int = 784, num_classes: int = 10, width: int = 256, depth: int = 2,
+    *,
+    in_features: int = 784,
+    num_classes: int = 10,
+    width: int = 256,
+    depth: int = 2,
     dropout: float = 0.0,
 ) -> MLP:
     """An MLP; defaults fit 28x28 grayscale images."""
-    return MLP(in_features=in_features, num_classes=num_classes, width=width, depth=depth,
-               dropout=dropout)
+    return MLP(
+        in_features=in_features, num_classes=num_classes, width=width, depth=depth, dropout=dropout
+    )

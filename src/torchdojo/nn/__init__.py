@@ -1,0 +1,27 @@
+"""Layer 1: reusable blocks (conv-BN-act, residual units, attention, patch embedding),
+weight initialisation and losses. Imports nothing above ``torchdojo.utils``."""
+
+from torchdojo.nn.attention import FeedForward, MultiHeadSelfAttention, TransformerBlock
+from torchdojo.nn.blocks import ConvBnAct, Residual
+from torchdojo.nn.embed import PatchEmbed
+from torchdojo.nn.init import InitScheme, init_weights
+from torchdojo.nn.losses import DiceLoss, FocalLoss, dice_loss, focal_loss
+from torchdojo.nn.residual import BasicBlock, InvertedResidual, inverted_residual
+
+__all__ = [
+    "BasicBlock",
+    "ConvBnAct",
+    "DiceLoss",
+    "FeedForward",
+    "FocalLoss",
+    "InitScheme",
+    "InvertedResidual",
+    "MultiHeadSelfAttention",
+    "PatchEmbed",
+    "Residual",
+    "TransformerBlock",
+    "dice_loss",
+    "focal_loss",
+    "init_weights",
+    "inverted_residual",
+]
