@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from torchdojo.viz import plot_curves, write_report
 from torchdojo.viz.report import _verdict
 
@@ -72,3 +74,13 @@ def test_verdict_edge_cases() -> None:
     assert _verdict(0.5, spec, smoke=False) == ("pass", "pass")
     assert _verdict(None, spec, smoke=False)[0] == "fail"
     assert _verdict(float("nan"), spec, smoke=False)[0] == "fail"
+
+
+def test_wide_plots_take_a_full_row(tmp_path: Path) -> None:
+    from torchdojo.viz import image_grid, save_figure
+
+    wide = save_figure(image_grid(torch.rand(8, 3, 8, 8), ncols=8), tmp_path / "grid.png")
+    path = write_report(
+        tmp_path, title="t", summary="s", config={}, metrics={}, expected={}, images=[wide], env={}
+    )
+    assert '<figure class="wide"><img src="data:image/png;base64,' in path.read_text()

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
+_WIDE_PX = 700  # plots wider than this (grids, big confusion matrices) take a full row
+
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
   max-width: 1100px; margin: 2rem auto; padding: 0 1.2rem; background: #fff; }
@@ -38,9 +40,11 @@ td.key { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; white-spac
 td.val { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; word-break: break-word; }
 .pass { color: #1a7f37; font-weight: 600; } .fail { color: #cf222e; font-weight: 600; }
 .na { color: #6e7781; font-style: italic; }
-.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1rem; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: 1rem;
+  align-items: start; }
 figure { margin: 0; border: 1px solid #e6e9ed; border-radius: 6px; padding: .5rem; }
-figure img { width: 100%; height: auto; display: block; }
+figure.wide { grid-column: 1 / -1; }
+figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { font-size: .85rem; color: #57606a; text-align: center; margin-top: .3rem; }
 .muted { color: #6e7781; }
 """
@@ -189,9 +193,11 @@ def _plots(images: list[Path]) -> str:
             logger.warning("report: skipping image %s (missing or unsupported type)", path)
             missing.append(path.name)
             continue
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        raw = path.read_bytes()
+        data = base64.b64encode(raw).decode("ascii")
+        wide = ' class="wide"' if _png_width(raw) > _WIDE_PX else ""
         figures.append(
-            f'<figure><img src="data:{mime};base64,{data}" alt="{_esc(path.stem)}">'
+            f'<figure{wide}><img src="data:{mime};base64,{data}" alt="{_esc(path.stem)}">'
             f"<figcaption>{_esc(path.name)}</figcaption></figure>"
         )
     parts = [f'<div class="plots">\n{chr(10).join(figures)}\n</div>'] if figures else []
@@ -200,3 +206,10 @@ def _plots(images: list[Path]) -> str:
     if missing:
         parts.append(f'<p class="muted">Not found: {_esc(", ".join(missing))}</p>')
     return "\n".join(parts)
+
+
+def _png_width(raw: bytes) -> int:
+    """Pixel width from a PNG's IHDR chunk; 0 for anything that is not a PNG."""
+    if raw[:8] != b"\x89PNG\r\n\x1a\n" or len(raw) < 24:
+        return 0
+    return int.from_bytes(raw[16:20], "big")
