@@ -1,0 +1,139 @@
+"""The zoo contract: every registered model builds with its defaults, gives finite logits of
+shape (B, num_classes), sends gradients to every parameter, and matches its golden summary.
+
+Regenerate the goldens after a deliberate model change:
+    python tests/models/test_contract.py --update            # every model
+    python tests/models/test_contract.py --update vgg11      # some models
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from torchdojo.models import create_model, get_model_builder, list_models
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "models.json"
+BATCH = 2
+# Input shapes that the builders' defaults cannot tell (a model flattening 28x28 digits).
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {"mlp": (BATCH, 1, 28, 28)}
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    """(B, C, H, W) for a model: from the table above, else from its builder's defaults."""
+    if name in INPUT_SHAPES:
+        return INPUT_SHAPES[name]
+    params = inspect.signature(get_model_builder(name)).parameters
+    channels = params["in_channels"].default if "in_channels" in params else 3
+    default_side = 28 if channels == 1 else 32  # MNIST models vs CIFAR models
+    side = params["image_size"].default if "image_size" in params else default_side
+    return (BATCH, channels, side, side)
+
+
+def golden_summary(name: str) -> dict[str, Any]:
+    """Parameter count, output shape and output mean/std for seeded weights and input."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    torch.manual_seed(1)
+    x = torch.randn(input_shape(name))
+    with torch.no_grad():
+        y = model(x)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "output_shape": list(y.shape),
+        "mean": float(f"{y.mean().item():.6g}"),
+        "std": float(f"{y.std().item():.6g}"),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_zoo_is_populated() -> None:
+    names = list_models()
+    for expected in ("lenet5", "resnet18", "vit-tiny", "mobilenet-v2", "swin-mini"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward_contract(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    x = torch.randn(input_shape(name))
+    logits = model(x)
+    assert logits.shape == (BATCH, 10)  # every default is 10 classes
+    assert torch.isfinite(logits).all()
+    logits.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not no_grad, f"{name}: no gradient reaches {no_grad[:5]}"
+    bad = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is not None and not torch.isfinite(p.grad).all()
+    ]
+    assert not bad, f"{name}: non-finite gradients in {bad[:5]}"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_num_classes_and_in_channels_are_honoured(name: str) -> None:
+    params = inspect.signature(get_model_builder(name)).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values()), (
+        f"{name}: builder options must be keyword-only"
+    )
+    assert "num_classes" in params
+    shape = list(input_shape(name))
+    kwargs: dict[str, Any] = {"num_classes": 7}
+    if "in_channels" in params:
+        kwargs["in_channels"] = shape[1] = 2
+        if name == "mlp":
+            kwargs["in_features"] = 2 * 28 * 28
+    elif "in_features" in params:
+        kwargs["in_features"] = math.prod(shape[1:])
+    model = create_model(name, **kwargs).eval()
+    with torch.no_grad():
+        assert model(torch.randn(shape)).shape == (BATCH, 7)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_golden_summary(name: str) -> None:
+    golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    if name not in golden:
+        pytest.fail(
+            f"no golden for {name!r}: run `python tests/models/test_contract.py --update "
+            f"{name}` and commit tests/golden/models.json"
+        )
+    want, got = golden[name], golden_summary(name)
+    assert got["params"] == want["params"]
+    assert got["output_shape"] == want["output_shape"]
+    assert got["mean"] == pytest.approx(want["mean"], rel=1e-3, abs=1e-5)
+    assert got["std"] == pytest.approx(want["std"], rel=1e-3, abs=1e-5)
+
+
+def update_golden(names: list[str]) -> None:
+    """Recompute the goldens of ``names`` (all models when empty) and rewrite the JSON file."""
+    torch.set_num_threads(1)
+    golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    for name in names or list_models():
+        golden[name] = golden_summary(name)
+        print(name, golden[name])
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(golden.items())]
+    GOLDEN.write_text("{\n" + ",\n".join(lines) + "\n}\n")  # one line per model
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] != "--update":
+        sys.exit("usage: python tests/models/test_contract.py --update [NAME ...]")
+    update_golden(sys.argv[2:])
