@@ -68,8 +68,8 @@ def preprocess_image(image: Image.Image, card: ModelCard) -> np.ndarray:
 
 def _resize_short_side(image: Image.Image, size: int) -> Image.Image:
     width, height = image.size
-    scale = size / min(width, height)
-    new_size = (max(size, round(width * scale)), max(size, round(height * scale)))
+    long_side = int(size * max(width, height) / min(width, height))  # truncates, as torchvision
+    new_size = (size, long_side) if width <= height else (long_side, size)
     return image.resize(new_size, Image.Resampling.BILINEAR)
 
 
