@@ -130,7 +130,7 @@ def _create_torchvision(
             f"unknown torchvision model {name!r}; see torchvision.models.list_models()"
         )
     if weights is None or _is_file_path(weights):
-        extra = {} if num_classes is None else {"num_classes": num_classes}
+        extra: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
         model = tvm.get_model(name, weights=None, **extra, **kwargs)
         return model if weights is None else load_local_weights(model, weights)
     entry = tvm.get_model_weights(name).verify(weights)
@@ -163,7 +163,7 @@ def _create_timm(
     base = name.split(".")[0]  # timm names may carry a weights tag: "resnet18.a1_in1k"
     if not timm.is_model(base):
         raise ValueError(f"unknown timm model {name!r}; see timm.list_models()")
-    extra = {} if num_classes is None else {"num_classes": num_classes}
+    extra: dict[str, Any] = {} if num_classes is None else {"num_classes": num_classes}
     if weights is None or _is_file_path(weights):
         model = timm.create_model(name, pretrained=False, **extra, **kwargs)
         return model if weights is None else load_local_weights(model, weights)

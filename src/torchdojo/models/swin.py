@@ -94,6 +94,8 @@ class WindowAttention(nn.Module):
         window_size: Side of the window, in tokens.
     """
 
+    bias_index: Tensor  # (N, N) buffer
+
     def __init__(self, dim: int, heads: int, window_size: int) -> None:
         super().__init__()
         self.heads = heads
@@ -130,6 +132,8 @@ class SwinBlock(nn.Module):
         shift: Cyclic shift in tokens (0 or ``window_size // 2``; 0 when one window covers all).
         mlp_ratio: Hidden width of the MLP as a multiple of ``dim``.
     """
+
+    attn_mask: Tensor  # (num_windows, N, N) buffer
 
     def __init__(
         self,
