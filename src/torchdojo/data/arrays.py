@@ -36,8 +36,14 @@ class ArrayDataset:
         if n is None or n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ArrayDataset(self.x[idx], self.y[idx], self.classes,
-                            f"{self.source} (subset of {n})", self.mean, self.std)
+        return ArrayDataset(
+            self.x[idx],
+            self.y[idx],
+            self.classes,
+            f"{self.source} (subset of {n})",
+            self.mean,
+            self.std,
+        )
 
 
 class Normalize:

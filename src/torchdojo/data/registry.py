@@ -19,8 +19,9 @@ def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
     return DATASETS.decorator(name)
 
 
-def create_dataset(name: str, split: str = "train", *, root: str | Path | None = None,
-                   **kwargs: Any) -> ArrayDataset:
+def create_dataset(
+    name: str, split: str = "train", *, root: str | Path | None = None, **kwargs: Any
+) -> ArrayDataset:
     """Build dataset ``name``'s ``split`` ("train" or "test")."""
     if split not in {"train", "test"}:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -38,8 +39,9 @@ def _mnist(split: str, *, root: str | Path | None = None, download: bool = True)
 
 @register_dataset("fashion-mnist")
 def _fashion(split: str, *, root: str | Path | None = None, download: bool = True) -> ArrayDataset:
-    return mnist.resolve_idx_dataset("FashionMNIST", split, root=root, download=download,
-                                     embedded_fallback=False)
+    return mnist.resolve_idx_dataset(
+        "FashionMNIST", split, root=root, download=download, embedded_fallback=False
+    )
 
 
 @register_dataset("mnist-embedded")
@@ -61,10 +63,16 @@ def _digits(split: str, *, root: str | Path | None = None) -> ArrayDataset:
     from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
-    x_tr, x_te, y_tr, y_te = train_test_split(bunch.images, bunch.target, test_size=0.2,
-                                              random_state=0, stratify=bunch.target)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        bunch.images, bunch.target, test_size=0.2, random_state=0, stratify=bunch.target
+    )
     x, y = (x_tr, y_tr) if split == "train" else (x_te, y_te)
     images = torch.from_numpy((x * 255 / 16).round().astype(np.uint8)).unsqueeze(1)  # (N,1,8,8)
-    return ArrayDataset(images, torch.from_numpy(y.astype(np.int64)),
-                        [str(i) for i in range(10)], f"scikit-learn digits {split}",
-                        (0.305,), (0.385,))
+    return ArrayDataset(
+        images,
+        torch.from_numpy(y.astype(np.int64)),
+        [str(i) for i in range(10)],
+        f"scikit-learn digits {split}",
+        (0.305,),
+        (0.385,),
+    )

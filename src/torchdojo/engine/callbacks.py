@@ -72,8 +72,14 @@ class EarlyStopping(Callback):
         min_delta: The smallest change that counts as an improvement.
     """
 
-    def __init__(self, monitor: str = "val_loss", *, mode: str = "min", patience: int = 3,
-                 min_delta: float = 0.0) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        mode: str = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+    ) -> None:
         if mode not in {"min", "max"}:
             raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
@@ -83,17 +89,24 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
         value = history.last().get(self.monitor)
         if value is None:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which the run does not log; "
-                           f"logged: {', '.join(history.last())}")
-        better = value < self.best - self.min_delta if self.mode == "min" else (
-            value > self.best + self.min_delta)
+            raise KeyError(
+                f"EarlyStopping monitors {self.monitor!r}, which the run does not log; "
+                f"logged: {', '.join(history.last())}"
+            )
+        better = (
+            value < self.best - self.min_delta
+            if self.mode == "min"
+            else (value > self.best + self.min_delta)
+        )
         if better:
             self.best, self.bad_epochs = value, 0
         else:
             self.bad_epochs += 1
             if self.bad_epochs >= self.patience:
-                trainer.request_stop(f"early stopping: {self.monitor} did not improve for "
-                                     f"{self.patience} epochs (best {self.best:.4g})")
+                trainer.request_stop(
+                    f"early stopping: {self.monitor} did not improve for "
+                    f"{self.patience} epochs (best {self.best:.4g})"
+                )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "bad_epochs": self.bad_epochs}
@@ -112,10 +125,23 @@ class MetricsLogger(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if trainer.resumed_from is not None:
+            self._forget_after(trainer.state.step)
         if self.tensorboard and self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+
+    def _forget_after(self, step: int) -> None:
+        """Drop rows a killed run logged after the checkpoint it resumes from."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            rows = [
+                r
+                for r in path.read_text(encoding="utf-8").splitlines()
+                if r and json.loads(r)["step"] <= step
+            ]
+            path.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
 
     def write(self, row: dict[str, Any]) -> None:
         """Append one row (also to TensorBoard, as ``split/key`` scalars at ``row['step']``)."""
@@ -128,8 +154,14 @@ class MetricsLogger(Callback):
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         if output.log is not None:
-            self.write({"split": "train", "epoch": trainer.state.epoch,
-                        "step": trainer.state.step, **output.log})
+            self.write(
+                {
+                    "split": "train",
+                    "epoch": trainer.state.epoch,
+                    "step": trainer.state.step,
+                    **output.log,
+                }
+            )
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
         record = history.last()

@@ -47,14 +47,25 @@ class TensorLoader:
     """
 
     def __init__(
-        self, x: Tensor, y: Tensor, *, batch_size: int, shuffle: bool = True,
-        drop_last: bool = False, seed: int = 0, transform: Transform | None = None,
-        device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1,
+        self,
+        x: Tensor,
+        y: Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        transform: Transform | None = None,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         if batch_size % world_size:
-            raise ValueError(f"batch_size={batch_size} must be divisible by world_size={world_size}")
+            raise ValueError(
+                f"batch_size={batch_size} must be divisible by world_size={world_size}"
+            )
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.transform = seed, transform
@@ -93,7 +104,12 @@ class ResumableSampler(Sampler[int]):
     start mid-epoch and shard across ranks."""
 
     def __init__(
-        self, data: Sized, *, shuffle: bool = True, seed: int = 0, rank: int = 0,
+        self,
+        data: Sized,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
         world_size: int = 1,
     ) -> None:
         self.n, self.shuffle, self.seed = len(data), shuffle, seed
@@ -121,9 +137,17 @@ class ResumableSampler(Sampler[int]):
 
 
 def make_loader(
-    dataset: Dataset[Any], *, batch_size: int, shuffle: bool = True, seed: int = 0,
-    num_workers: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1,
-    collate_fn: Callable[[list[Any]], Any] | None = None, sampler: Sampler[int] | None = None,
+    dataset: Dataset[Any],
+    *,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    sampler: Sampler[int] | None = None,
 ) -> DataLoader[Any]:
     """A ``DataLoader`` for datasets that decode or augment per sample (image folders).
 
@@ -132,11 +156,12 @@ def make_loader(
     Workers are persistent (no fresh processes each epoch) and seeded.
     """
     per_rank = batch_size // world_size
+    sized: Any = dataset
+    order = ResumableSampler(sized, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
     return DataLoader(
         dataset,
         batch_size=per_rank,
-        sampler=sampler or ResumableSampler(dataset, shuffle=shuffle, seed=seed, rank=rank,  # type: ignore[arg-type]
-                                            world_size=world_size),
+        sampler=sampler or order,
         num_workers=num_workers,
         drop_last=drop_last,
         collate_fn=collate_fn,

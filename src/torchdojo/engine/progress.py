@@ -39,9 +39,15 @@ class ProgressBar(Callback):
         if not dist.is_main_process():
             return
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self._progress.start()
 
@@ -50,15 +56,19 @@ class ProgressBar(Callback):
             return
         total = trainer.num_train_batches
         self._task = self._progress.add_task(
-            f"epoch {epoch + 1}/{trainer.config.epochs}", total=total,
-            completed=trainer.state.batch_in_epoch, stats=self._last_val)
+            f"epoch {epoch + 1}/{trainer.config.epochs}",
+            total=total,
+            completed=trainer.state.batch_in_epoch,
+            stats=self._last_val,
+        )
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         if self._progress is None or output.log is None:
             return
         stats = f"loss {output.log['loss']:.4f}  {output.log['samples_per_s']:,.0f} samples/s"
-        self._progress.update(self._task, completed=trainer.state.batch_in_epoch,
-                              stats=f"{stats} {self._last_val}")
+        self._progress.update(
+            self._task, completed=trainer.state.batch_in_epoch, stats=f"{stats} {self._last_val}"
+        )
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
         if self._progress is None:

@@ -23,14 +23,18 @@ def flatten_state(obj: Any, prefix: str, tensors: dict[str, Tensor]) -> Any:
         items = [[k, flatten_state(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]
         return {"__dict__": items}
     if isinstance(obj, tuple):
-        return {"__tuple__": [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+        return {
+            "__tuple__": [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        }
     if isinstance(obj, list):
         return [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
     if isinstance(obj, _JSON_SCALARS):
         return obj
     if isinstance(obj, torch.dtype | torch.device):
         return {"__str__": str(obj)}
-    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint without pickle")
+    raise TypeError(
+        f"cannot store {type(obj).__name__} at {prefix!r} in a checkpoint without pickle"
+    )
 
 
 def unflatten_state(tree: Any, tensors: dict[str, Tensor]) -> Any:

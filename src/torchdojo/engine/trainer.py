@@ -151,14 +151,21 @@ class Trainer:
     """
 
     def __init__(
-        self, config: TrainerConfig | None = None, *, callbacks: Iterable[Callback] = (),
-        metrics: Mapping[str, Metric] | None = None, checkpoint_dir: str | Path | None = None,
+        self,
+        config: TrainerConfig | None = None,
+        *,
+        callbacks: Iterable[Callback] = (),
+        metrics: Mapping[str, Metric] | None = None,
+        checkpoint_dir: str | Path | None = None,
     ) -> None:
         self.config = config or TrainerConfig()
         self.callbacks = list(callbacks)
         self.metrics = MetricCollection(dict(metrics)) if metrics else None
-        self.checkpoints = (CheckpointManager(checkpoint_dir, keep_last=self.config.keep_last)
-                            if checkpoint_dir else None)
+        self.checkpoints = (
+            CheckpointManager(checkpoint_dir, keep_last=self.config.keep_last)
+            if checkpoint_dir
+            else None
+        )
         self.state = TrainState()
         self.history = History()
         self.device = torch.device("cpu")
@@ -175,8 +182,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- the loop
     def fit(
-        self, model: nn.Module, loaders: Loaders, loss_fn: LossFn,
-        optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
+        self,
+        model: nn.Module,
+        loaders: Loaders,
+        loss_fn: LossFn,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any = None,
+        *,
         resume: str | Path | Checkpoint | None = None,
     ) -> History:
         """Train ``model`` and return its per-epoch history."""
@@ -197,9 +209,13 @@ class Trainer:
 
     def _train_epoch(self, loader: Iterable[Any]) -> float:
         self.model.train()
-        if not position_loader(loader, epoch=self.state.epoch, start_batch=self.state.batch_in_epoch):
-            raise ValueError("this loader cannot resume mid-epoch; build it with "
-                             "torchdojo.engine.make_loader or TensorLoader")
+        if not position_loader(
+            loader, epoch=self.state.epoch, start_batch=self.state.batch_in_epoch
+        ):
+            raise ValueError(
+                "this loader cannot resume mid-epoch; build it with "
+                "torchdojo.engine.make_loader or TensorLoader"
+            )
         meter = _LossMeter(self.device)
         window = _LossMeter(self.device)
         tick = time.perf_counter()
@@ -298,8 +314,12 @@ class Trainer:
             self.request_stop(f"time budget of {cfg.time_budget:g} s spent")
         if self._signal is not None:
             return True
-        if self.checkpoints and cfg.checkpoint_every and self._at_step_boundary() and (
-                self.state.step % cfg.checkpoint_every == 0):
+        if (
+            self.checkpoints
+            and cfg.checkpoint_every
+            and self._at_step_boundary()
+            and (self.state.step % cfg.checkpoint_every == 0)
+        ):
             self.save_checkpoint()
         return self.stop_reason is not None
 
@@ -330,8 +350,9 @@ class Trainer:
         """Write a checkpoint now (rank 0 only); returns its path."""
         if self.checkpoints is None or not dist.is_main_process():
             return None
-        self.last_checkpoint = self.checkpoints.save(self.state_dict(), step=self.state.step,
-                                                     is_best=is_best)
+        self.last_checkpoint = self.checkpoints.save(
+            self.state_dict(), step=self.state.step, is_best=is_best
+        )
         return self.last_checkpoint
 
     def state_dict(self) -> dict[str, Any]:
@@ -363,8 +384,15 @@ class Trainer:
         set_rng_state(state["rng"])
 
     # ------------------------------------------------------------------- setup
-    def _setup(self, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer,
-               scheduler: Any, loaders: Loaders, resume: str | Path | Checkpoint | None) -> None:
+    def _setup(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        loaders: Loaders,
+        resume: str | Path | Checkpoint | None,
+    ) -> None:
         cfg = self.config
         self.device = dist.device_for_rank(choose_device(cfg.device))
         num_params = sum(p.numel() for p in model.parameters())
@@ -374,8 +402,10 @@ class Trainer:
         if cfg.deterministic:
             set_deterministic(True)
         if cfg.precision == "16" and self.device.type != "cuda":
-            raise ValueError("precision '16' needs CUDA: fp16 has no fast path on CPU "
-                             "(measured 2.5 GFLOP/s); use --precision bf16")
+            raise ValueError(
+                "precision '16' needs CUDA: fp16 has no fast path on CPU "
+                "(measured 2.5 GFLOP/s); use --precision bf16"
+            )
         model.to(self.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -389,9 +419,14 @@ class Trainer:
             self.metrics.to(self.device)
         with contextlib.suppress(TypeError):
             self.num_train_batches = len(loaders.train)  # type: ignore[arg-type]
-        self.env = {"device": str(self.device), "num_threads": threads, "num_params": num_params,
-                    "precision": cfg.precision, "world_size": dist.world_size(),
-                    "torch": torch.__version__}
+        self.env = {
+            "device": str(self.device),
+            "num_threads": threads,
+            "num_params": num_params,
+            "precision": cfg.precision,
+            "world_size": dist.world_size(),
+            "torch": torch.__version__,
+        }
         if resume is not None:
             self._resume(resume)
 
@@ -406,8 +441,12 @@ class Trainer:
             raise FileNotFoundError(f"no readable checkpoint in {resume}; start a new run instead")
         self.load_state_dict(checkpoint.state)
         self.resumed_from = checkpoint.path
-        log.info("resumed from %s at epoch %d, step %d", checkpoint.path, self.state.epoch,
-                 self.state.step)
+        log.info(
+            "resumed from %s at epoch %d, step %d",
+            checkpoint.path,
+            self.state.epoch,
+            self.state.step,
+        )
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -418,8 +457,14 @@ class Trainer:
         key, value = self.config.monitor, None
         if key is not None:
             value = record.get(key)
-        better = value is not None and (self.state.best is None or (
-            value > self.state.best if self.config.monitor_mode == "max" else value < self.state.best))
+        better = value is not None and (
+            self.state.best is None
+            or (
+                value > self.state.best
+                if self.config.monitor_mode == "max"
+                else value < self.state.best
+            )
+        )
         self._best_now = better
         if better:
             self.state.best = value
@@ -430,7 +475,8 @@ class Trainer:
     def _is_log_step(self) -> bool:
         return self.state.step % self.config.log_every == 0 or (
             self.num_train_batches is not None
-            and self.state.batch_in_epoch == self.num_train_batches)
+            and self.state.batch_in_epoch == self.num_train_batches
+        )
 
     def _check_finite_now(self) -> bool:
         # On CPU a check costs ~0.3 us; on an accelerator it is a host sync, so check on log steps.
@@ -438,8 +484,11 @@ class Trainer:
 
     def _log_row(self, window: _LossMeter) -> dict[str, float]:
         elapsed = max(window.elapsed(), 1e-9)
-        row = {"loss": window.mean(), "lr": self.optimizer.param_groups[0]["lr"],
-               "samples_per_s": window.count / elapsed}
+        row = {
+            "loss": window.mean(),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "samples_per_s": window.count / elapsed,
+        }
         window.reset()
         return row
 
@@ -492,7 +541,8 @@ class Trainer:
         return NonFiniteLossError(
             f"loss became {loss.item()} at step {self.state.step} (epoch {self.state.epoch}, batch "
             f"{self.state.batch_in_epoch}); first module with a non-finite output: {culprit}; "
-            f"anomaly mode on backward: {backward_op}. Try a lower lr, grad_clip, or fp32.")
+            f"anomaly mode on backward: {backward_op}. Try a lower lr, grad_clip, or fp32."
+        )
 
     def _emit(self, event: str, *args: Any) -> None:
         for callback in self.callbacks:
@@ -532,6 +582,7 @@ def _first_nonfinite_module(model: nn.Module, forward: Callable[[], Any]) -> str
         def check(module: nn.Module, inputs: Any, output: Any) -> None:
             if not found and isinstance(output, Tensor) and not torch.isfinite(output).all():
                 found.append(f"{name or 'model'} ({type(module).__name__})")
+
         return check
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
@@ -545,6 +596,11 @@ def _first_nonfinite_module(model: nn.Module, forward: Callable[[], Any]) -> str
 
 
 __all__ = [
-    "History", "Loaders", "NonFiniteLossError", "Trainer", "TrainerConfig", "TrainState",
+    "History",
+    "Loaders",
+    "NonFiniteLossError",
+    "Trainer",
+    "TrainerConfig",
+    "TrainState",
     "TrainingInterrupted",
 ]

@@ -18,7 +18,9 @@ def choose_device(name: str = "auto") -> torch.device:
     if name != "auto":
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but CUDA is not available; use --device cpu")
+            raise ValueError(
+                f"device {name!r} asked for, but CUDA is not available; use --device cpu"
+            )
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -38,7 +38,7 @@ def seed_worker(worker_id: int) -> None:
 
 def rng_state() -> dict[str, Any]:
     """Every global RNG state, as JSON-able values plus torch byte tensors."""
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
     state: dict[str, Any] = {
         "python": _to_json(random.getstate()),
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -52,7 +52,8 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` returned."""
     random.setstate(_to_tuple(state["python"]))
-    kind, keys, *rest = state["numpy"]
+    numpy_state: list[Any] = state["numpy"]
+    kind, keys, *rest = numpy_state
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from torchdojo.recipes import ConfigError, apply_overrides, parse_overrides
+
+
+@dataclass(frozen=True)
+class Cfg:
+    lr: float = 0.1
+    epochs: int = 1
+    init: Literal["kaiming", "xavier"] = "kaiming"
+    limit: int | None = None
+    flag: bool = False
+    betas: tuple[float, float] = (0.9, 0.99)
+
+
+def test_overrides_are_converted_to_field_types() -> None:
+    cfg = apply_overrides(
+        Cfg(),
+        parse_overrides(
+            ["lr=0.5", "epochs=3", "init=xavier", "limit=none", "flag=true", "betas=0.7,0.9"]
+        ),
+    )
+    assert cfg == Cfg(lr=0.5, epochs=3, init="xavier", limit=None, flag=True, betas=(0.7, 0.9))
+    assert apply_overrides(Cfg(), {"limit": "5"}).limit == 5
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("lr=fast", "lr='fast' is not float"),
+        ("init=normal", "not one of kaiming, xavier"),
+        ("nope=1", "unknown config key 'nope'; valid keys: lr, epochs"),
+        ("flag=maybe", "not a boolean"),
+    ],
+)
+def test_bad_overrides_name_the_key_and_the_fix(item: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(Cfg(), parse_overrides([item]))
+
+
+def test_set_needs_key_value() -> None:
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["lr"])
