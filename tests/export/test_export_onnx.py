@@ -17,7 +17,12 @@ from torchdojo.export import OnnxPredictor, export_model, load_card
 from torchdojo.export.exporter import check_parity
 from torchdojo.models import create_model
 
-MNIST = {"input_size": (1, 28, 28), "mean": (0.1307,), "std": (0.3081,), "class_names": [str(i) for i in range(10)]}
+MNIST = {
+    "input_size": (1, 28, 28),
+    "mean": (0.1307,),
+    "std": (0.3081,),
+    "class_names": [str(i) for i in range(10)],
+}
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +38,12 @@ def mnist_cnn() -> nn.Module:
 def tiny_net(pool: int = 1) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(pool),
-        nn.Flatten(), nn.Linear(4 * pool * pool, 3),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(pool),
+        nn.Flatten(),
+        nn.Linear(4 * pool * pool, 3),
     ).eval()
 
 
@@ -51,7 +60,9 @@ def mnist_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, P
     return model, out, inputs
 
 
-def test_onnx_export_writes_files_and_passes_parity(mnist_export: tuple[nn.Module, Path, Tensor]) -> None:
+def test_onnx_export_writes_files_and_passes_parity(
+    mnist_export: tuple[nn.Module, Path, Tensor],
+) -> None:
     _, out, _ = mnist_export
     assert {p.name for p in out.iterdir()} >= {"model.onnx", "card.json", "parity.json"}
     parity = json.loads((out / "parity.json").read_text())
@@ -62,7 +73,9 @@ def test_onnx_export_writes_files_and_passes_parity(mnist_export: tuple[nn.Modul
     assert parity["top1_agreement"] == 1.0
 
 
-def test_onnx_graph_has_a_symbolic_batch_and_runs_any_batch(mnist_export: tuple[nn.Module, Path, Tensor]) -> None:
+def test_onnx_graph_has_a_symbolic_batch_and_runs_any_batch(
+    mnist_export: tuple[nn.Module, Path, Tensor],
+) -> None:
     model, out, _ = mnist_export
     graph = onnx.load(str(out / "model.onnx"))
     assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # named, not a number
@@ -96,7 +109,9 @@ def test_predictor_refuses_wrong_shapes(mnist_export: tuple[nn.Module, Path, Ten
         predictor.predict(np.zeros((2, 3, 28, 28), dtype=np.float32))
 
 
-def test_parity_check_catches_a_different_model(mnist_export: tuple[nn.Module, Path, Tensor]) -> None:
+def test_parity_check_catches_a_different_model(
+    mnist_export: tuple[nn.Module, Path, Tensor],
+) -> None:
     model, out, inputs = mnist_export
     changed = mnist_cnn()
     with torch.no_grad():
@@ -110,7 +125,9 @@ def test_parity_check_catches_a_different_model(mnist_export: tuple[nn.Module, P
 
 def test_torch_export_format_writes_a_loadable_pt2(tmp_path: Path) -> None:
     model = tiny_net()
-    result = export_model(model, out_dir=tmp_path, input_size=(3, 16, 16), format="torch-export", **TINY)
+    result = export_model(
+        model, out_dir=tmp_path, input_size=(3, 16, 16), format="torch-export", **TINY
+    )
     assert result.model_path == tmp_path / "model.pt2"
     assert result.card.exporter == "torch.export" and result.card.opset is None
     loaded = torch.export.load(str(result.model_path)).module()
@@ -120,13 +137,17 @@ def test_torch_export_format_writes_a_loadable_pt2(tmp_path: Path) -> None:
 
 
 def test_torchscript_exporter_on_request_is_recorded(tmp_path: Path) -> None:
-    result = export_model(tiny_net(), out_dir=tmp_path, input_size=(3, 16, 16), exporter="torchscript", **TINY)
+    result = export_model(
+        tiny_net(), out_dir=tmp_path, input_size=(3, 16, 16), exporter="torchscript", **TINY
+    )
     assert result.card.exporter == "torchscript"
     assert result.card.opset == 17
     assert result.parity.passed and result.parity.batch_sizes == (1, 4)
 
 
-def test_auto_falls_back_to_torchscript_when_dynamo_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_torchscript_when_dynamo_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken_dynamo(*args: object) -> None:
         raise RuntimeError("simulated dynamo exporter failure")
 
@@ -138,8 +159,16 @@ def test_auto_falls_back_to_torchscript_when_dynamo_fails(tmp_path: Path, monkey
 
 def test_blocker_adaptive_pool_that_does_not_divide(tmp_path: Path) -> None:
     # 30x30 -> 15x15 after the max pool; 15 is not a multiple of 4
-    with pytest.raises(ValueError, match=r"AdaptiveAvgPool2d's output size does not divide.*AdaptiveAvgPool2d\(1\)"):
-        export_model(tiny_net(pool=4), out_dir=tmp_path, input_size=(3, 30, 30), exporter="torchscript", **TINY)
+    with pytest.raises(
+        ValueError, match=r"AdaptiveAvgPool2d's output size does not divide.*AdaptiveAvgPool2d\(1\)"
+    ):
+        export_model(
+            tiny_net(pool=4),
+            out_dir=tmp_path,
+            input_size=(3, 30, 30),
+            exporter="torchscript",
+            **TINY,
+        )
 
 
 def test_dynamo_handles_the_same_adaptive_pool(tmp_path: Path) -> None:
@@ -187,10 +216,15 @@ def test_blocker_fixed_batch_size(tmp_path: Path) -> None:
         ({"class_names": []}, "class_names is empty"),
         ({"format": "tflite"}, "format must be"),
         ({"exporter": "magic"}, "exporter must be"),
-        ({"parity_inputs": torch.zeros(2, 3, 8, 8)}, r"parity_inputs must have shape \(N, 3, 16, 16\)"),
+        (
+            {"parity_inputs": torch.zeros(2, 3, 8, 8)},
+            r"parity_inputs must have shape \(N, 3, 16, 16\)",
+        ),
     ],
 )
-def test_bad_arguments_say_what_to_pass(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+def test_bad_arguments_say_what_to_pass(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
     options: dict[str, object] = {**TINY, "input_size": (3, 16, 16), **kwargs}
     with pytest.raises(ValueError, match=message):
         export_model(tiny_net(), out_dir=tmp_path, **options)  # type: ignore[arg-type]

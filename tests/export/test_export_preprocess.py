@@ -15,7 +15,9 @@ from torchdojo.export.card import card_from_dict, default_resize_size
 from torchdojo.export.predictor import rank
 
 
-def card(input_size: tuple[int, int, int], mean: tuple[float, ...], std: tuple[float, ...]) -> ModelCard:
+def card(
+    input_size: tuple[int, int, int], mean: tuple[float, ...], std: tuple[float, ...]
+) -> ModelCard:
     return ModelCard(
         input_size=input_size,
         mean=mean,
@@ -82,7 +84,13 @@ def test_card_from_dict_checks_fields() -> None:
         card_from_dict({"input_size": [3, 8, 8]})
     with pytest.raises(ValueError, match="one per input channel"):
         card_from_dict(
-            {"input_size": [3, 8, 8], "mean": [0.5], "std": [0.5], "class_names": ["a"], "model_file": "m"}
+            {
+                "input_size": [3, 8, 8],
+                "mean": [0.5],
+                "std": [0.5],
+                "class_names": ["a"],
+                "model_file": "m",
+            }
         )
 
 

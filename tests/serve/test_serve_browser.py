@@ -6,11 +6,11 @@ Drives Debian's chromium through Python Playwright (never ``playwright install``
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-from serve_helpers import image_bytes, serve_in_thread
 
 from torchdojo.serve import create_app
 
@@ -24,14 +24,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright for browser tests")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="pip install playwright for browser tests"
+)
 if not shutil.which(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is absent: apt-get install -y chromium", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
-def page_url(export_dir: Path) -> Iterator[str]:
-    with serve_in_thread(create_app(export_dir, threads=1)) as url:
+def page_url(
+    export_dir: Path, serve: Callable[[object], AbstractContextManager[str]]
+) -> Iterator[str]:
+    with serve(create_app(export_dir, threads=1)) as url:
         yield url
 
 
@@ -44,10 +48,10 @@ def browser() -> Iterator[object]:
 
 
 def test_choosing_an_image_shows_prediction_and_bars(
-    page_url: str, browser: sync_api.Browser, tmp_path: Path
+    page_url: str, browser: sync_api.Browser, tmp_path: Path, make_image: Callable[..., bytes]
 ) -> None:
     picture = tmp_path / "blue.png"
-    picture.write_bytes(image_bytes((10, 30, 220)))
+    picture.write_bytes(make_image((10, 30, 220)))
     page = browser.new_page()
     page.goto(page_url + "/")
     sync_api.expect(page.locator("#model")).to_contain_text("3 classes")
@@ -72,6 +76,8 @@ def test_a_corrupt_file_shows_the_servers_error(
     page = browser.new_page()
     page.goto(page_url + "/")
     page.set_input_files("#file", str(broken))
-    sync_api.expect(page.locator("#error")).to_contain_text("could not decode the upload as an image")
+    sync_api.expect(page.locator("#error")).to_contain_text(
+        "could not decode the upload as an image"
+    )
     sync_api.expect(page.locator("#results li")).to_have_count(0)
     page.close()

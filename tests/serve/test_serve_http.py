@@ -6,14 +6,14 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from fastapi import HTTPException
-from serve_helpers import COLORS, image_bytes, serve_in_thread
 
 import torchdojo.serve.app as serve_app
 from torchdojo.export import OnnxPredictor, decode_image
@@ -23,24 +23,34 @@ LIMIT = 32 * 1024
 
 
 @pytest.fixture(scope="module")
-def base_url(export_dir: Path) -> Iterator[str]:
+def base_url(
+    export_dir: Path, serve: Callable[[object], AbstractContextManager[str]]
+) -> Iterator[str]:
     app = create_app(export_dir, max_upload_bytes=LIMIT, max_concurrency=2, threads=1)
-    with serve_in_thread(app) as url:
+    with serve(app) as url:
         yield url
 
 
-def post_image(url: str, data: bytes, *, content_type: str = "image/png", k: int = 5) -> httpx.Response:
+def post_image(
+    url: str, data: bytes, *, content_type: str = "image/png", k: int = 5
+) -> httpx.Response:
     files = {"file": ("x.png", data, content_type)}
     return httpx.post(f"{url}/predict", params={"k": k}, files=files, timeout=30)
 
 
 @pytest.mark.parametrize(("color", "label"), [((230, 20, 10), "red"), ((5, 200, 30), "green")])
-def test_predict_returns_the_known_class(base_url: str, color: tuple[int, int, int], label: str) -> None:
-    response = post_image(base_url, image_bytes(color))
+def test_predict_returns_the_known_class(
+    base_url: str,
+    color: tuple[int, int, int],
+    label: str,
+    make_image: Callable[..., bytes],
+    class_names: tuple[str, ...],
+) -> None:
+    response = post_image(base_url, make_image(color))
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert [p["label"] for p in predictions][0] == label
-    assert len(predictions) == len(COLORS)  # k=5 is capped at the number of classes
+    assert len(predictions) == len(class_names)  # k=5 is capped at the number of classes
     probs = [p["probability"] for p in predictions]
     assert probs == sorted(probs, reverse=True)
     assert sum(probs) == pytest.approx(1.0, abs=1e-5)
@@ -49,14 +59,18 @@ def test_predict_returns_the_known_class(base_url: str, color: tuple[int, int, i
     np.testing.assert_allclose(probs, expected, atol=1e-4)
 
 
-def test_predict_matches_the_in_process_predictor(base_url: str, export_dir: Path) -> None:
-    data = image_bytes((120, 90, 200), size=(64, 50), fmt="JPEG")
+def test_predict_matches_the_in_process_predictor(
+    base_url: str, export_dir: Path, make_image: Callable[..., bytes]
+) -> None:
+    data = make_image((120, 90, 200), size=(64, 50), fmt="JPEG")
     response = post_image(base_url, data, content_type="image/jpeg", k=2)
     assert response.status_code == 200
     expected = OnnxPredictor(export_dir, threads=1).topk(decode_image(data), k=2)
     got = response.json()["predictions"]
     assert [p["label"] for p in got] == [p.label for p in expected]
-    np.testing.assert_allclose([p["probability"] for p in got], [p.probability for p in expected], atol=1e-6)
+    np.testing.assert_allclose(
+        [p["probability"] for p in got], [p.probability for p in expected], atol=1e-6
+    )
 
 
 def test_health_describes_the_model(base_url: str) -> None:
@@ -119,25 +133,37 @@ def test_wrong_file_type_is_415(base_url: str) -> None:
     assert "image/png" in response.json()["detail"]
 
 
-def test_non_multipart_body_is_415(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/predict", content=image_bytes((1, 2, 3)), headers={"content-type": "image/png"})
+def test_non_multipart_body_is_415(base_url: str, make_image: Callable[..., bytes]) -> None:
+    response = httpx.post(
+        f"{base_url}/predict", content=make_image((1, 2, 3)), headers={"content-type": "image/png"}
+    )
     assert response.status_code == 415
     assert "multipart/form-data" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("data", [b"not an image at all", image_bytes((9, 9, 9))[:60]], ids=["garbage", "truncated"])
-def test_corrupt_image_is_400_with_a_clear_message(base_url: str, data: bytes) -> None:
+@pytest.mark.parametrize("kind", ["garbage", "truncated"])
+def test_corrupt_image_is_400_with_a_clear_message(
+    base_url: str, kind: str, make_image: Callable[..., bytes]
+) -> None:
+    data = b"not an image at all" if kind == "garbage" else make_image((9, 9, 9))[:60]
     response = post_image(base_url, data)
     assert response.status_code == 400
     assert "could not decode the upload as an image" in response.json()["detail"]
 
 
-def test_missing_file_field_is_422(base_url: str) -> None:
-    response = httpx.post(f"{base_url}/predict", files={"other": ("x.png", image_bytes((1, 2, 3)), "image/png")})
+def test_missing_file_field_is_422(base_url: str, make_image: Callable[..., bytes]) -> None:
+    response = httpx.post(
+        f"{base_url}/predict", files={"other": ("x.png", make_image((1, 2, 3)), "image/png")}
+    )
     assert response.status_code == 422
 
 
-def test_full_queue_answers_503(export_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_queue_answers_503(
+    export_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_image: Callable[..., bytes],
+    serve: Callable[[object], AbstractContextManager[str]],
+) -> None:
     release = threading.Event()
     started = threading.Event()
     real_classify = serve_app._classify
@@ -149,12 +175,14 @@ def test_full_queue_answers_503(export_dir: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(serve_app, "_classify", slow_classify)
     app = create_app(export_dir, max_concurrency=1, max_queue=0, threads=1)
-    with serve_in_thread(app) as url:
+    with serve(app) as url:
         first: list[httpx.Response] = []
-        worker = threading.Thread(target=lambda: first.append(post_image(url, image_bytes((200, 0, 0)))))
+        worker = threading.Thread(
+            target=lambda: first.append(post_image(url, make_image((200, 0, 0))))
+        )
         worker.start()
         assert started.wait(timeout=20)
-        busy = post_image(url, image_bytes((0, 200, 0)))
+        busy = post_image(url, make_image((0, 200, 0)))
         release.set()
         worker.join(timeout=20)
     assert busy.status_code == 503

@@ -10,23 +10,25 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_helpers import COLORS, free_port, image_bytes
 
 LIMIT = 64 * 1024
 CONCURRENCY = 16
 RSS_GROWTH_LIMIT_MIB = 30.0
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for RSS")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="needs Linux /proc for RSS"
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Case:
     content_type: str
     expected_status: int
     expected_label: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -53,7 +61,9 @@ def server(export_dir: Path) -> Iterator[tuple[str, int]]:
         "max_concurrency=2, max_queue=64, threads=1, log_level='warning', access_log=False)"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", code, str(export_dir), str(port), str(LIMIT)], env=env)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(export_dir), str(port), str(LIMIT)], env=env
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, process)
@@ -76,7 +86,9 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not become healthy in 60 s")
 
 
-def make_cases(count: int, seed: int = 0) -> list[Case]:
+def make_cases(
+    count: int, make_image: Callable[..., bytes], labels: tuple[str, ...], seed: int = 0
+) -> list[Case]:
     """About 90 % valid images of a dominant color, 10 % malformed in three ways."""
     rng = random.Random(seed)
     cases = []
@@ -94,12 +106,14 @@ def make_cases(count: int, seed: int = 0) -> list[Case]:
             color[index] = rng.randrange(180, 256)  # the dominant channel is the class
             fmt, content_type = rng.choice([("PNG", "image/png"), ("JPEG", "image/jpeg")])
             size = (rng.randrange(20, 80), rng.randrange(20, 80))
-            body = image_bytes((color[0], color[1], color[2]), size=size, fmt=fmt)
-            cases.append(Case(body, content_type, 200, COLORS[index]))
+            body = make_image((color[0], color[1], color[2]), size=size, fmt=fmt)
+            cases.append(Case(body, content_type, 200, labels[index]))
     return cases
 
 
-async def fire(url: str, cases: list[Case], on_progress: list[float], pid: int) -> list[tuple[Case, int, str | None]]:
+async def fire(
+    url: str, cases: list[Case], on_progress: list[float], pid: int
+) -> list[tuple[Case, int, str | None]]:
     queue: asyncio.Queue[Case] = asyncio.Queue()
     for case in cases:
         queue.put_nowait(case)
@@ -113,7 +127,11 @@ async def fire(url: str, cases: list[Case], on_progress: list[float], pid: int) 
                 case = queue.get_nowait()
                 files = {"file": ("upload", case.body, case.content_type)}
                 response = await client.post("/predict", files=files, params={"k": 1})
-                label = response.json()["predictions"][0]["label"] if response.status_code == 200 else None
+                label = (
+                    response.json()["predictions"][0]["label"]
+                    if response.status_code == 200
+                    else None
+                )
                 results.append((case, response.status_code, label))
                 if len(results) == warmup:
                     on_progress.append(rss_mib(pid))
@@ -122,9 +140,9 @@ async def fire(url: str, cases: list[Case], on_progress: list[float], pid: int) 
     return results
 
 
-def run_load(server: tuple[str, int], count: int) -> None:
+def run_load(server: tuple[str, int], cases: list[Case]) -> None:
+    count = len(cases)
     url, pid = server
-    cases = make_cases(count)
     rss_after_warmup: list[float] = []
     start = time.perf_counter()
     results = asyncio.run(fire(url, cases, rss_after_warmup, pid))
@@ -135,7 +153,11 @@ def run_load(server: tuple[str, int], count: int) -> None:
     assert not [s for s in statuses if s >= 500], statuses
     wrong_status = [(c.expected_status, s) for c, s, _ in results if s != c.expected_status]
     assert not wrong_status, wrong_status[:5]
-    wrong_label = [(c.expected_label, label) for c, s, label in results if s == 200 and label != c.expected_label]
+    wrong_label = [
+        (c.expected_label, label)
+        for c, s, label in results
+        if s == 200 and label != c.expected_label
+    ]
     assert not wrong_label, wrong_label[:5]
     growth = rss_end - rss_after_warmup[0]
     assert growth < RSS_GROWTH_LIMIT_MIB, f"server RSS grew {growth:.1f} MiB after warm-up"
@@ -146,10 +168,14 @@ def run_load(server: tuple[str, int], count: int) -> None:
     )
 
 
-def test_load_reduced(server: tuple[str, int]) -> None:
-    run_load(server, 400)
+def test_load_reduced(
+    server: tuple[str, int], make_image: Callable[..., bytes], class_names: tuple[str, ...]
+) -> None:
+    run_load(server, make_cases(400, make_image, class_names))
 
 
 @pytest.mark.slow
-def test_load_full(server: tuple[str, int]) -> None:
-    run_load(server, 2000)
+def test_load_full(
+    server: tuple[str, int], make_image: Callable[..., bytes], class_names: tuple[str, ...]
+) -> None:
+    run_load(server, make_cases(2000, make_image, class_names))

@@ -75,7 +75,9 @@ def card_from_dict(data: dict[str, Any]) -> ModelCard:
     """Build a card from parsed JSON, checking the fields a predictor relies on."""
     missing = {"input_size", "mean", "std", "class_names", "model_file"} - data.keys()
     if missing:
-        raise ValueError(f"card.json lacks {sorted(missing)}; re-export the model with export_model")
+        raise ValueError(
+            f"card.json lacks {sorted(missing)}; re-export the model with export_model"
+        )
     sizes = [int(v) for v in data["input_size"]]
     if len(sizes) != 3:  # (C, H, W)
         raise ValueError(f"card input_size must be (C, H, W), got {data['input_size']}")

@@ -120,11 +120,19 @@ def export_model(
     out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).cpu().eval()
     inputs = _parity_inputs(parity_inputs, input_size)
-    example = inputs[:2] if len(inputs) >= 2 else inputs.repeat(2, 1, 1, 1)  # batch 2 stays symbolic
+    example = (
+        inputs[:2] if len(inputs) >= 2 else inputs.repeat(2, 1, 1, 1)
+    )  # batch 2 stays symbolic
     if format == "onnx":
-        model_path, used, graph_opset = _write_onnx(model, example, out / ONNX_FILE, exporter, opset)
+        model_path, used, graph_opset = _write_onnx(
+            model, example, out / ONNX_FILE, exporter, opset
+        )
     else:
-        model_path, used, graph_opset = _write_pt2(model, example, out / PT2_FILE), "torch.export", None
+        model_path, used, graph_opset = (
+            _write_pt2(model, example, out / PT2_FILE),
+            "torch.export",
+            None,
+        )
     card = _make_card(
         model_path=model_path,
         input_size=input_size,
@@ -200,7 +208,9 @@ def _write_onnx(
     except Exception as error:  # the exporters raise many types
         if exporter != "auto" or _is_data_dependent(error):
             raise ValueError(explain_export_error(error, model=model, exporter=used)) from error
-        logger.warning("dynamo exporter failed (%s); falling back to TorchScript", _first_line(error))
+        logger.warning(
+            "dynamo exporter failed (%s); falling back to TorchScript", _first_line(error)
+        )
         used = "torchscript"
         try:
             _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET))
@@ -248,7 +258,9 @@ def _write_pt2(model: nn.Module, example: Tensor, path: Path) -> Path:
     try:
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     except Exception as error:
-        raise ValueError(explain_export_error(error, model=model, exporter="torch.export")) from error
+        raise ValueError(
+            explain_export_error(error, model=model, exporter="torch.export")
+        ) from error
     torch.export.save(program, str(path))
     return path
 
@@ -264,7 +276,7 @@ def _check_dynamic_batch(graph: onnx.ModelProto, *, model: nn.Module, example: T
 
 
 def _graph_opset(graph: onnx.ModelProto) -> int:
-    return next(op.version for op in graph.opset_import if op.domain in ("", "ai.onnx"))
+    return next(int(op.version) for op in graph.opset_import if op.domain in ("", "ai.onnx"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +369,7 @@ def _make_card(
 
 
 def _versions() -> dict[str, str]:
-    versions = {"torch": torch.__version__}
+    versions: dict[str, str] = {"torch": str(torch.__version__)}
     for package in ("onnx", "onnxruntime", "onnxscript"):
         try:
             versions[package] = metadata.version(package)
@@ -390,7 +402,9 @@ def check_parity(
         agree.append(got.argmax(axis=1) == expected.argmax(axis=1))
     agreement = float(np.concatenate(agree).mean())
     atol_logits = 100 * atol_probs
-    passed = max(diffs_probs) <= atol_probs and max(diffs_logits) <= atol_logits and agreement == 1.0
+    passed = (
+        max(diffs_probs) <= atol_probs and max(diffs_logits) <= atol_logits and agreement == 1.0
+    )
     return ParityReport(
         batch_sizes=tuple(len(x) for x in batches),
         max_abs_diff_logits=max(diffs_logits),

@@ -32,7 +32,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.asarray(exp / exp.sum(axis=-1, keepdims=True), dtype=np.float32)
 
 
-def session_options(*, threads: int | None = None, allow_spinning: bool = False) -> ort.SessionOptions:
+def session_options(
+    *, threads: int | None = None, allow_spinning: bool = False
+) -> ort.SessionOptions:
     """ONNX Runtime options for CPU inference.
 
     Spinning is off by default: measured here, spinning ORT threads next to torch code raised
@@ -48,7 +50,9 @@ def session_options(*, threads: int | None = None, allow_spinning: bool = False)
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+    )
     return options
 
 

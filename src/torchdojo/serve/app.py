@@ -240,7 +240,9 @@ def _classify(predictor: OnnxPredictor, data: bytes, k: int) -> PredictResponse:
     probs = predictor.predict(x[None])[0]  # (num_classes,)
     ranked = rank(probs, predictor.card.class_names, k=k)
     elapsed_ms = (time.perf_counter() - start) * 1000
-    predictions = [ClassProbability(label=p.label, index=p.index, probability=p.probability) for p in ranked]
+    predictions = [
+        ClassProbability(label=p.label, index=p.index, probability=p.probability) for p in ranked
+    ]
     return PredictResponse(predictions=predictions, inference_ms=elapsed_ms)
 
 
@@ -279,4 +281,3 @@ def run_server(
         threads=threads,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
-

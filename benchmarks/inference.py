@@ -1,0 +1,260 @@
+"""CPU inference speed of an exported ResNet-18: ONNX Runtime vs PyTorch eager vs torch.compile.
+
+One run, interleaved repeats, medians. Also the HTTP server (``torchdojo.serve``) against an
+in-process ``session.run``. Quote only the ratios: this machine's absolute speed moves 2x
+between runs (docs: cpu-performance).
+
+    python benchmarks/inference.py [--threads 2] [--repeats 7] [--server-requests 200]
+
+Goals: ORT >= 1.6x eager at batch 1 and >= 2.0x at batch 32; server p50 <= 1.15x in-process.
+The last line reads ``onnx_vs_eager_speedup_batch1: <number>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+import torchvision
+from PIL import Image
+
+from torchdojo.export import OnnxPredictor, decode_image, export_model, preprocess_image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BATCHES = {1: 10, 32: 2}  # batch size -> calls per timed sample
+
+
+def timed(fn: Callable[[], object], calls: int) -> float:
+    """Seconds per call, averaged over ``calls`` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def build_engines(
+    model: torch.nn.Module, predictor: OnnxPredictor, inputs: dict[int, torch.Tensor]
+) -> dict[str, dict[int, Callable[[], object]]]:
+    torch._inductor.config.freezing = True  # inference compile only pays off with frozen weights
+    compiled = torch.compile(model)
+    engines: dict[str, dict[int, Callable[[], object]]] = {
+        "onnxruntime": {},
+        "eager": {},
+        "compile": {},
+    }
+    for batch, x in inputs.items():
+        x_np = x.numpy()
+        engines["onnxruntime"][batch] = lambda x_np=x_np: predictor.logits(x_np)
+        engines["eager"][batch] = lambda x=x: model(x)
+        engines["compile"][batch] = lambda x=x: compiled(x)
+        start = time.perf_counter()
+        compiled(x)  # compile for this shape outside the timed loop
+        print(
+            f"torch.compile (inductor, freezing) for batch {batch}: {time.perf_counter() - start:.1f} s"
+        )
+    return engines
+
+
+def bench_engines(
+    engines: dict[str, dict[int, Callable[[], object]]], repeats: int
+) -> dict[tuple[str, int], float]:
+    """Median seconds per call for each (engine, batch), engines interleaved within every repeat."""
+    samples: dict[tuple[str, int], list[float]] = {}
+    names = list(engines)
+    for fns in engines.values():  # warm-up
+        for batch, fn in fns.items():
+            timed(fn, 2 if batch == 1 else 1)
+    for repeat in range(repeats):
+        order = names[repeat % len(names) :] + names[: repeat % len(names)]  # rotate who goes first
+        for batch, calls in BATCHES.items():
+            for name in order:
+                samples.setdefault((name, batch), []).append(timed(engines[name][batch], calls))
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def start_server(export_dir: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+    with socket_port() as port:
+        pass
+    code = (
+        "import sys; from torchdojo.serve import run_server; "
+        "run_server(sys.argv[1], port=int(sys.argv[2]), threads=int(sys.argv[3]), "
+        "max_concurrency=1, log_level='warning', access_log=False)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(export_dir), str(port), str(threads)]
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("server did not start")
+
+
+class socket_port:  # noqa: N801 - used as a context manager
+    """Find a free loopback port."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+
+def jpeg_bytes(size: int = 256) -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+        buffer, format="JPEG", quality=90
+    )
+    return buffer.getvalue()
+
+
+def bench_server(export_dir: Path, threads: int, requests: int, repeats: int) -> dict[str, float]:
+    predictor = OnnxPredictor(export_dir, threads=threads)
+    data = jpeg_bytes()
+    x = preprocess_image(decode_image(data), predictor.card)[None]  # (1, 3, 224, 224)
+    process, url = start_server(export_dir, threads)
+    files = {"file": ("x.jpg", data, "image/jpeg")}
+    run_only, pipeline, served = [], [], []
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for _ in range(5):
+                client.post("/predict", files=files).raise_for_status()
+            per_round = max(1, requests // repeats)
+            for _ in range(repeats):  # interleave in-process and HTTP latencies
+                run_only += [timed(lambda: predictor.logits(x), 1) for _ in range(per_round)]
+                pipeline += [
+                    timed(
+                        lambda: predictor.predict(
+                            preprocess_image(decode_image(data), predictor.card)[None]
+                        ),
+                        1,
+                    )
+                    for _ in range(per_round)
+                ]
+                served += [
+                    timed(lambda: client.post("/predict", files=files).raise_for_status(), 1)
+                    for _ in range(per_round)
+                ]
+        throughput = asyncio.run(server_throughput(url, data, requests, concurrency=4))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    return {
+        "inprocess_run_p50": float(np.percentile(run_only, 50)),
+        "inprocess_run_p99": float(np.percentile(run_only, 99)),
+        "inprocess_pipeline_p50": float(np.percentile(pipeline, 50)),
+        "server_p50": float(np.percentile(served, 50)),
+        "server_p99": float(np.percentile(served, 99)),
+        "server_rps_c4": throughput,
+        "inprocess_rps": 1.0 / float(np.mean(run_only)),
+    }
+
+
+async def server_throughput(url: str, data: bytes, requests: int, *, concurrency: int) -> float:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        remaining = list(range(requests))
+
+        async def worker() -> None:
+            while remaining:
+                remaining.pop()
+                response = await client.post(
+                    "/predict", files={"file": ("x.jpg", data, "image/jpeg")}
+                )
+                response.raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - start)
+
+
+def report(medians: dict[tuple[str, int], float], server: dict[str, float], threads: int) -> None:
+    print(
+        f"\nthreads={threads} (torch.set_num_threads and ORT intra_op), allow_spinning=0, medians"
+    )
+    print(f"{'engine':<12} {'batch':>5} {'latency ms':>11} {'images/s':>9}")
+    for (name, batch), seconds in sorted(medians.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        print(f"{name:<12} {batch:>5} {seconds * 1000:>11.2f} {batch / seconds:>9.1f}")
+    for batch in BATCHES:
+        eager = medians[("eager", batch)]
+        print(
+            f"batch {batch}: onnxruntime/eager speedup {eager / medians[('onnxruntime', batch)]:.2f}x, "
+            f"compile/eager speedup {eager / medians[('compile', batch)]:.2f}x"
+        )
+    print(
+        f"\nserver (1 client, sequential): p50 {server['server_p50'] * 1000:.2f} ms, "
+        f"p99 {server['server_p99'] * 1000:.2f} ms; 4 clients: {server['server_rps_c4']:.1f} req/s"
+    )
+    print(
+        f"in-process session.run: p50 {server['inprocess_run_p50'] * 1000:.2f} ms, "
+        f"p99 {server['inprocess_run_p99'] * 1000:.2f} ms, {server['inprocess_rps']:.1f} req/s; "
+        f"decode+preprocess+run p50 {server['inprocess_pipeline_p50'] * 1000:.2f} ms"
+    )
+    print(
+        f"server_p50_vs_session_run_p50: {server['server_p50'] / server['inprocess_run_p50']:.3f}"
+    )
+    print(
+        f"server_p50_vs_inprocess_pipeline_p50: {server['server_p50'] / server['inprocess_pipeline_p50']:.3f}"
+    )
+    print(
+        f"onnx_vs_eager_speedup_batch32: {medians[('eager', 32)] / medians[('onnxruntime', 32)]:.3f}"
+    )
+    print(
+        f"onnx_vs_eager_speedup_batch1: {medians[('eager', 1)] / medians[('onnxruntime', 1)]:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--server-requests", type=int, default=200)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_dir = Path(tmp)
+        start = time.perf_counter()
+        export_model(
+            model,
+            out_dir=export_dir,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            class_names=[f"class_{i}" for i in range(1000)],
+        )
+        print(f"export to ONNX (dynamo) + parity: {time.perf_counter() - start:.1f} s")
+        predictor = OnnxPredictor(export_dir, threads=args.threads, allow_spinning=False)
+        generator = torch.Generator().manual_seed(0)
+        inputs = {batch: torch.randn(batch, 3, 224, 224, generator=generator) for batch in BATCHES}
+        with torch.inference_mode():
+            engines = build_engines(model, predictor, inputs)
+            medians = bench_engines(engines, args.repeats)
+        server = bench_server(export_dir, args.threads, args.server_requests, args.repeats)
+    report(medians, server, args.threads)
+
+
+if __name__ == "__main__":
+    main()
