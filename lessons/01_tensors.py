@@ -161,7 +161,10 @@ assert torch.allclose(normed.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-5)
 
 fig, axes = plt.subplots(1, 3, figsize=(7, 2.2))
 for ax, data, title in zip(
-    axes, [col.expand(3, 4), row.expand(3, 4), table], ["col (3,1)", "row (4,)", "sum (3,4)"]
+    axes,
+    [col.expand(3, 4), row.expand(3, 4), table],
+    ["col (3,1)", "row (4,)", "sum (3,4)"],
+    strict=True,
 ):
     ax.imshow(data, cmap="viridis")
     for (i, j), v in np.ndenumerate(data.numpy()):

@@ -148,7 +148,9 @@ for _ in range(steps):
     path.append(params.detach().clone())
 path_t = torch.stack(path)  # (steps + 1, 2)
 print(f"after {steps} steps: theta={params.tolist()}, SSE={losses[-1]:.2e}")
-assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:])), "SSE never goes up here"
+assert all(b <= a + 1e-12 for a, b in zip(losses, losses[1:], strict=False)), (
+    "SSE never goes up here"
+)
 assert torch.allclose(params.detach(), theta, atol=1e-3)
 
 fig = plt.figure(figsize=(6, 5))

@@ -117,6 +117,7 @@ assert torch.allclose(layer(x), x @ layer.weight.T + layer.bias)
 # `nn.Sequential` we list the layers; with an `nn.Module` subclass we name them and write
 # `forward`. Loading the same weights into all three gives the same outputs.
 
+
 # %%
 class MoonNet(nn.Module):
     """Two hidden ReLU layers, one logit out."""
@@ -134,9 +135,7 @@ class MoonNet(nn.Module):
         return self.out(x)  # (B, 1): a logit
 
 
-seq = nn.Sequential(
-    nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1)
-)
+seq = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1))
 module = MoonNet()
 module.load_state_dict(
     {

@@ -106,8 +106,9 @@ ce_lib = nn.CrossEntropyLoss()(logits, labels)
 assert torch.isclose(ce_hand, ce_lib) and torch.isclose(ce_nll, ce_lib)
 
 # Uniform logits: every class gets 1/K, so CE = log K. A fresh classifier starts near this.
-assert math.isclose(F.cross_entropy(torch.zeros(1, 10), torch.tensor([3])).item(), math.log(10),
-                    rel_tol=1e-6)
+assert math.isclose(
+    F.cross_entropy(torch.zeros(1, 10), torch.tensor([3])).item(), math.log(10), rel_tol=1e-6
+)
 
 # %% [markdown]
 # **Why logits?** (1) Stability: softmax of a logit of 1000 overflows, log-softmax does not.

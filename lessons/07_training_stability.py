@@ -58,6 +58,7 @@ def save(fig: plt.Figure, name: str) -> None:
 # A regression task used throughout: y = x₀² + x₁ + noise. Training uses plain mini-batch
 # SGD so that the effects are not hidden by an adaptive optimizer.
 
+
 # %%
 def make_data(n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Inputs (n, 2) and targets (n, 1) of y = x0^2 + x1 + 0.1 noise."""
@@ -71,7 +72,9 @@ X, Y = make_data(1000)
 STEPS = 150 if SMOKE else 400
 
 
-def make_net(act: type[nn.Module], *, depth: int = 4, width: int = 16, bn: bool = False) -> nn.Sequential:
+def make_net(
+    act: type[nn.Module], *, depth: int = 4, width: int = 16, bn: bool = False
+) -> nn.Sequential:
     """``depth`` hidden layers of Linear (+ BatchNorm) + activation, then one output."""
     layers: list[nn.Module] = []
     features = 2
@@ -140,7 +143,7 @@ ax.legend()
 ax.set_title("stacked sigmoids")
 save(fig, "sigmoid_stack.png")
 print("output range per depth:", [round(r, 4) for r in ranges])
-assert all(b < a / 3 for a, b in zip(ranges, ranges[1:]))
+assert all(b < a / 3 for a, b in zip(ranges, ranges[1:], strict=False))
 assert ranges[3] < 0.015
 
 # %% [markdown]
@@ -149,6 +152,7 @@ assert ranges[3] < 0.015
 # One backward pass through 5 hidden layers at initialization. With sigmoid, the first layer
 # gets gradients about a thousand times smaller than the last hidden layer: it barely
 # learns. Tanh and ReLU keep them within one order of magnitude.
+
 
 # %%
 def layer_grads(act: type[nn.Module], seed: int = 0) -> list[Tensor]:
@@ -162,7 +166,7 @@ def layer_grads(act: type[nn.Module], seed: int = 0) -> list[Tensor]:
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
 ratios = {}
-for ax, act in zip(axes, (nn.Sigmoid, nn.Tanh, nn.ReLU)):
+for ax, act in zip(axes, (nn.Sigmoid, nn.Tanh, nn.ReLU), strict=True):
     grads = layer_grads(act)
     ratios[act.__name__] = (grads[0].mean() / grads[-1].mean()).item()
     ax.violinplot([g.clamp_min(1e-12).log10() for g in grads], showmedians=True)
@@ -181,6 +185,7 @@ assert ratios["Tanh"] > 0.1 and ratios["ReLU"] > 0.1
 # activations explode. Xavier (Var(w) = 2 / (fan_in + fan_out)) is right for tanh; Kaiming
 # (Var(w) = 2 / fan_in) is right for ReLU. Note that PyTorch's *default* `nn.Linear` init
 # (uniform with variance 1/(3 fan_in)) shrinks a deep ReLU stack.
+
 
 # %%
 def activation_stds(init: str, act: str, *, depth: int = 20, width: int = 256) -> list[float]:
@@ -227,6 +232,7 @@ save(fig, "init_activation_std.png")
 #
 # A ReLU unit whose input is negative for every example outputs 0 and gets zero gradient
 # forever. A too-large learning rate pushes many units there in a few steps.
+
 
 # %%
 def dead_fraction(model: nn.Sequential) -> float:
@@ -275,9 +281,13 @@ def fit_linear(inputs: Tensor, lr: float, steps: int = 100) -> float:
 raw_small = fit_linear(raw, lr=5e-5)  # about the largest stable step for the raw data
 raw_big = fit_linear(raw, lr=0.1)
 std_mse = fit_linear(standardized, lr=0.1)
-print(f"raw lr=5e-5: {raw_small:.3f}; raw lr=0.1: {raw_big:.3g}; standardized lr=0.1: {std_mse:.4f}")
+print(
+    f"raw lr=5e-5: {raw_small:.3f}; raw lr=0.1: {raw_big:.3g}; standardized lr=0.1: {std_mse:.4f}"
+)
 assert std_mse < 0.02 and raw_small > 10 * std_mse
-assert not (raw_big < 1e6), "the raw data diverges at the learning rate that suits standardized data"
+assert not (raw_big < 1e6), (
+    "the raw data diverges at the learning rate that suits standardized data"
+)
 
 # %% [markdown]
 # ## 7. BatchNorm
@@ -313,6 +323,7 @@ assert with_bn < 0.5 * plain
 # `OneCycleLR` warms up then anneals. For a BN net, the final loss against the learning
 # rate draws a U: too small learns too slowly, too large diverges.
 
+
 # %%
 def schedule(make: object, n: int = 50) -> list[float]:
     """Learning rates a scheduler produces over ``n`` steps (base lr 0.1)."""
@@ -346,7 +357,7 @@ for lr in lrs:
     torch.manual_seed(0)
     final = train(make_net(nn.ReLU, bn=True), lr=lr)
     u_curve.append(final if final == final and final < 1e3 else float("inf"))
-print("BN net, final MSE per lr:", dict(zip(lrs, [round(v, 3) for v in u_curve])))
+print("BN net, final MSE per lr:", dict(zip(lrs, [round(v, 3) for v in u_curve], strict=True)))
 best = min(range(len(lrs)), key=u_curve.__getitem__)
 assert 0 < best < len(lrs) - 1, "the best learning rate is inside the range"
 assert u_curve[0] > 2 * u_curve[best] and u_curve[-1] > 2 * u_curve[best]

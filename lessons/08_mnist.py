@@ -68,6 +68,7 @@ def save(fig: plt.Figure, name: str) -> None:
 # An IDX file is a big-endian header (a magic number, then the sizes) followed by raw
 # `uint8` values. Images start at byte 16, labels at byte 8.
 
+
 # %%
 def read_idx(path: Path, header: int) -> np.ndarray:
     """The uint8 payload of a gzipped IDX file."""
@@ -112,7 +113,7 @@ x_train = (x_train - mean) / std  # statistics of the *training* set, for both s
 x_test = (x_test - mean) / std
 
 fig, axes = plt.subplots(2, 8, figsize=(8, 2.4))
-for ax, img, label in zip(axes.flat, x_train_u8, y_train):
+for ax, img, label in zip(axes.flat, x_train_u8, y_train, strict=False):
     ax.imshow(img, cmap="gray")
     ax.set_title(int(label))
     ax.axis("off")
@@ -123,6 +124,7 @@ save(fig, "samples.png")
 #
 # The whole set fits in memory, so a batch is just a slice of a shuffled index: this is
 # faster on CPU than a `DataLoader`. We evaluate in large batches under `inference_mode`.
+
 
 # %%
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batch_size: int) -> float:
@@ -161,8 +163,11 @@ def fit(model: nn.Module, *, epochs: int, lr: float, batch_size: int = 64) -> fl
 
 
 REAL = SOURCE.startswith("MNIST")
-FLOOR = {"mlp": 0.75, "cnn": 0.8} if SMOKE else ({"mlp": 0.97, "cnn": 0.985} if REAL else
-                                                   {"mlp": 0.9, "cnn": 0.93})
+FLOOR = (
+    {"mlp": 0.75, "cnn": 0.8}
+    if SMOKE
+    else ({"mlp": 0.97, "cnn": 0.985} if REAL else {"mlp": 0.9, "cnn": 0.93})
+)
 
 # %% [markdown]
 # ## 3. The MLP
@@ -212,8 +217,15 @@ assert torch.equal(confmat.sum(1), torch.bincount(y_test, minlength=10))
 fig, ax = plt.subplots(figsize=(5, 4.5))
 ax.imshow(confmat, cmap="Blues")
 for (i, j), v in np.ndenumerate(confmat.numpy()):
-    ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-            color="white" if v > confmat.max() / 2 else "black")
+    ax.text(
+        j,
+        i,
+        str(v),
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white" if v > confmat.max() / 2 else "black",
+    )
 ax.set_xlabel("predicted")
 ax.set_ylabel("true")
 ax.set_xticks(range(10))
@@ -226,7 +238,7 @@ probs = logits.softmax(1)
 fig, axes = plt.subplots(2, 8, figsize=(9, 2.8))
 for ax in axes.flat:
     ax.axis("off")
-for ax, i in zip(axes.flat, wrong[:16].tolist()):
+for ax, i in zip(axes.flat, wrong[:16].tolist(), strict=False):
     assert preds[i] != y_test[i]
     ax.imshow(x_test_u8[i], cmap="gray")
     ax.set_title(f"{y_test[i]}→{preds[i]} ({probs[i, preds[i]]:.2f})", fontsize=8)

@@ -79,8 +79,10 @@ assert sobel_x.shape == gray.shape and magnitude.max() > 1.0
 
 fig, axes = plt.subplots(1, 4, figsize=(14, 3))
 for ax, img, title in zip(
-    axes, [gray, np.abs(sobel_x), np.abs(sobel_y), np.abs(laplacian)],
+    axes,
+    [gray, np.abs(sobel_x), np.abs(sobel_y), np.abs(laplacian)],
     ["grey", "|Sobel x|", "|Sobel y|", "|Laplacian|"],
+    strict=True,
 ):
     ax.imshow(img, cmap="gray", vmax=np.percentile(img, 99))
     ax.set_title(title)
@@ -103,7 +105,8 @@ conv = nn.Conv2d(1, 3, kernel_size=3, padding=1, padding_mode="reflect", bias=Fa
 with torch.no_grad():
     conv.weight.copy_(torch.tensor([[SOBEL_X], [SOBEL_Y], [LAPLACE]]))  # (out=3, in=1, 3, 3)
     edges = conv(torch.from_numpy(gray)[None, None])[0].numpy()  # (3, H, W)
-for ours, theirs, name in zip(edges, [sobel_x, sobel_y, laplacian], ["Sobel x", "Sobel y", "Lap"]):
+names = ["Sobel x", "Sobel y", "Laplacian"]
+for ours, theirs, name in zip(edges, [sobel_x, sobel_y, laplacian], names, strict=True):
     err = np.abs(ours - theirs).max()
     print(f"{name}: max |conv2d - OpenCV| = {err:.1e}")
     assert np.allclose(ours, theirs, atol=1e-12)
@@ -120,6 +123,7 @@ assert not np.allclose(zero_pad[:, 0], sobel_x[:, 0])
 # For input size H, kernel k, padding p, stride s, dilation d the output size is
 # ⌊(H + 2p − d(k − 1) − 1) / s⌋ + 1. A conv layer has out·in·k·k weights and `out` biases,
 # whatever the image size. Max-pooling 2×2 halves H and W and has no parameters.
+
 
 # %%
 def out_size(h: int, k: int, p: int = 0, s: int = 1, d: int = 1) -> int:
@@ -194,7 +198,7 @@ torch.manual_seed(0)
 model = DigitCNN()
 initial_filters = model.conv.weight.detach().clone()
 optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-for epoch in range(10 if SMOKE else 30):
+for _ in range(10 if SMOKE else 30):
     for i in range(0, len(tr), 64):
         idx = tr[i : i + 64]
         loss = F.cross_entropy(model(images[idx]), labels[idx])

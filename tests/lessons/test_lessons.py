@@ -1,0 +1,101 @@
+"""Every lesson runs top to bottom in smoke mode, and its assertions hold.
+
+Each lesson is executed as a plain script in a fresh interpreter (``python lesson.py``) with
+``TORCHDOJO_SMOKE=1`` and the Agg backend, so a failed ``assert`` in a lesson fails its test.
+One lesson also runs as a real notebook (jupytext -> nbclient) to prove the percent format
+works in Jupyter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
+
+
+def run_lesson(path: Path, out: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run one lesson file in smoke mode in a fresh interpreter."""
+    env = {
+        **os.environ,
+        "TORCHDOJO_SMOKE": "1",
+        "TORCHDOJO_LESSON_OUT": str(out),
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",  # small models: one thread is faster and steadier
+    }
+    return subprocess.run(
+        [sys.executable, str(path)],
+        env=env,
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_lessons_are_collected() -> None:
+    assert len(LESSONS) >= 9, f"expected the nine fundamentals lessons, found {LESSONS}"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_in_smoke_mode(path: Path, tmp_path: Path) -> None:
+    proc = run_lesson(path, tmp_path)
+    assert proc.returncode == 0, (
+        f"{path.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    )
+    if "TORCHDOJO_LESSON_OUT" in path.read_text(encoding="utf-8"):
+        figures = list(tmp_path.rglob("*.png"))
+        assert figures, f"{path.name} promised figures but saved none"
+        assert all(f.stat().st_size > 1000 for f in figures)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_lesson_is_a_percent_notebook(path: Path) -> None:
+    jupytext = pytest.importorskip("jupytext")
+    notebook = jupytext.read(path)
+    cells = notebook.cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith("# ")
+    assert "You will learn" in cells[0].source
+    assert sum(c.cell_type == "code" for c in cells) >= 3
+    assert sum(c.cell_type == "markdown" for c in cells) >= 3
+    text = path.read_text(encoding="utf-8")
+    assert 'os.environ.get("TORCHDOJO_SMOKE") == "1"' in text
+    assert "plt.show(" not in text, "never block on plt.show()"
+
+
+def test_a_failing_assert_fails_the_run(tmp_path: Path) -> None:
+    bad = tmp_path / "99_bad.py"
+    bad.write_text(
+        '# %%\nimport os\nSMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"\n'
+        "assert not SMOKE, 'claim broken'\n"
+    )
+    proc = run_lesson(bad, tmp_path, timeout=60)
+    assert proc.returncode != 0 and "claim broken" in proc.stderr
+
+
+def test_lesson_executes_as_a_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    monkeypatch.setenv("TORCHDOJO_SMOKE", "1")
+    monkeypatch.setenv("TORCHDOJO_LESSON_OUT", str(tmp_path))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # let the kernel use its inline backend
+    notebook = jupytext.read(ROOT / "lessons" / "06_losses.py")
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=120,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("lesson 06 done" in o.get("text", "") for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs), "figures show inline"
