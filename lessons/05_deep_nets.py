@@ -159,6 +159,19 @@ probe = torch.randn(7, 2)
 assert torch.allclose(seq(probe), module(probe)) and torch.allclose(seq(probe), by_hand(probe))
 
 # %% [markdown]
+# Call the module (`module(x)`), not `module.forward(x)`: `__call__` runs `forward` *and* the
+# hooks that tools such as torchinfo, profilers and Grad-CAM attach.
+
+# %%
+calls = []
+handle = module.hidden1.register_forward_hook(lambda mod, inp, out: calls.append(out.shape))
+module(probe)
+module.forward(probe)  # hidden1 is still called through __call__ inside forward...
+module.hidden1.forward(probe)  # ...but calling forward directly skips the hook
+handle.remove()
+assert calls == [(7, 16), (7, 16)]
+
+# %% [markdown]
 # ## 4. Counting parameters
 #
 # A linear layer has in·out weights and out biases. `torchinfo.summary` (the maintained
