@@ -1,0 +1,67 @@
+"""MNIST-1D with a modern small residual CNN: about 99 % test accuracy (the paper's CNN: 94 %).
+
+Seeds: the MNIST-1D paper (Greydanus & Kobak, 2020); modern training habits on its data.
+Lesson: the paper's 94 % is a training-recipe number, not a data limit. BatchNorm, residual
+stages, global max pooling, AdamW with weight decay and a one-cycle LR schedule take a 0.1 M
+parameter 1-D CNN to ~99 % on the same 4,000 curves in a minute of CPU time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torchdojo.data.mnist1d  # noqa: F401  (registers mnist1d, mnist1d-tiny)
+from torchdojo.models import ModelSpec, create_model
+from torchdojo.recipes._api import Expected, Recipe
+from torchdojo.recipes._common import fit_classifier, load_split_pair
+from torchdojo.recipes._run import RunContext
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "mnist1d"  # mnist1d | mnist1d-tiny
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.01  # peak LR of the one-cycle schedule
+    weight_decay: float = 0.05
+    width: int = 32  # channels of the first stage (doubled twice)
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    train, test = load_split_pair(ctx, cfg.dataset)
+    kwargs = {"width": cfg.width, "num_classes": len(train.classes)}
+    spec = ModelSpec("mnist1d-resnet", kwargs, [1, 40], [], [], train.classes)
+    model = create_model("mnist1d-resnet", **kwargs)
+    return fit_classifier(
+        ctx,
+        model,
+        spec,
+        train,
+        test,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        optimizer="adamw",
+        weight_decay=cfg.weight_decay,
+        label_smoothing=cfg.label_smoothing,
+    )
+
+
+RECIPE = Recipe(
+    name="mnist1d-cnn",
+    description="MNIST-1D with a modern small residual CNN: about 99 % (the paper's CNN: 94 %).",
+    config=Config,
+    run=run,
+    smoke=Config(dataset="mnist1d-tiny", epochs=2, width=8),
+    expected={
+        "test_acc": Expected(
+            0.98,
+            data="MNIST-1D paper set (4,000/1,000)",
+            measured_by="torchdojo run mnist1d-cnn --seed 0|1|2 (median)",
+        )
+    },
+    lesson="",
+)
