@@ -32,6 +32,7 @@ from torchdojo.recipes import get_recipe
 from torchdojo.recipes._api import ConfigError, Recipe, RunOptions, apply_overrides
 from torchdojo.utils.io import atomic_write_json, atomic_write_text
 from torchdojo.utils.paths import data_root
+from torchdojo.utils.seed import seed_everything
 
 
 @dataclass
@@ -148,6 +149,8 @@ def run(name: str, options: RunOptions) -> RunResult:
         _write_config(run_dir, recipe, config, options)
         atomic_write_json(run_dir / "env.json", collect_env())
     ctx.echo(f"[bold]{recipe.name}[/bold] -> {run_dir}")
+    # Seed before the recipe builds its model: torch seeds itself randomly in each process.
+    seed_everything(options.seed if options.seed is not None else getattr(config, "seed", 0))
     started = time.perf_counter()
     metrics = recipe.run(config, ctx)
     wall = time.perf_counter() - started
