@@ -53,7 +53,7 @@ def find_lr(
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     steps: int = 100,
-    smoothing: float = 0.98,
+    smoothing: float = 0.9,
     diverge_factor: float = 4.0,
     device: torch.device | str | None = None,
 ) -> LRFinderResult:
@@ -68,7 +68,8 @@ def find_lr(
         start_lr: First LR.
         end_lr: Last LR (reached at step ``steps``).
         steps: Batches in the sweep.
-        smoothing: EMA factor of the loss curve (0 = no smoothing).
+        smoothing: EMA factor of the loss curve (0 = none; 0.9 averages ~10 steps: fastai's
+            0.98 lags a 100-step sweep enough to push the suggestion to the right).
         diverge_factor: Stop when the smoothed loss exceeds this times its best value.
         device: Where to run (default: where the model's parameters are).
     """
@@ -132,7 +133,7 @@ def _sweep(
         loss.backward()
         optimizer.step()
         lrs.append(lr)
-        raw.append(float(loss))
+        raw.append(float(loss.detach()))
         current = smooth(raw, smoothing)[-1]
         if not math.isfinite(current) or current > diverge_factor * best:
             log.info("lr finder: loss diverged at lr=%.3g after %d steps", lr, len(lrs))
