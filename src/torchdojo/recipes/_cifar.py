@@ -1,0 +1,271 @@
+"""What the CIFAR-10 recipes share: the airbench net, GPU-style batch augmentation on CPU tensors,
+lookahead, a time-aware triangular LR schedule and flip test-time augmentation.
+
+The net and its tricks follow Keller Jordan's airbench94 (https://github.com/KellerJordan/
+cifar10-airbench, "94% on CIFAR-10 in 3.29 seconds on a single GPU", 2024), itself descended from
+tysam-code/hlb-CIFAR10 and David Page's "How to train your ResNet" (2018).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from torchdojo.data import Normalize
+from torchdojo.engine.callbacks import Callback, StepOutput
+from torchdojo.engine.loader import epoch_permutation
+from torchdojo.models import register_model
+
+
+# ------------------------------------------------------------------------------ the net
+class ConvGroup(nn.Sequential):
+    """conv -> 2x2 max-pool -> BN -> GELU -> conv -> BN -> GELU (pooling early saves 4x FLOPs)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, bn_momentum: float) -> None:
+        def bn() -> nn.BatchNorm2d:
+            norm = nn.BatchNorm2d(out_channels, eps=1e-12, momentum=bn_momentum)
+            norm.weight.requires_grad_(False)  # airbench: scale fixed at 1, only the bias learns
+            return norm
+
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.MaxPool2d(2),
+            bn(),
+            nn.GELU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            bn(),
+            nn.GELU(),
+        )
+
+
+class AirbenchNet(nn.Sequential):
+    """The airbench94 net: a 2x2 patch-whitening conv, three conv groups, max-pool, linear/9.
+
+    About 2 M parameters and 0.24 GFLOP per 32x32 image. Taught in recipes/cifar10_fast.py.
+
+    Args:
+        widths: Channels of the three conv groups.
+        num_classes: Output classes.
+        bn_momentum: PyTorch BN momentum (airbench's 0.6 "momentum" is 0.4 here): fast running
+            statistics track the weights that lookahead keeps pulling back.
+    """
+
+    def __init__(
+        self, *, widths: tuple[int, int, int], num_classes: int, bn_momentum: float = 0.4
+    ) -> None:
+        whiten_width = 2 * 3 * 2**2  # 12 eigen-patches of 2x2x3, each with both signs
+        super().__init__(
+            nn.Conv2d(3, whiten_width, 2, padding=0, bias=True),  # (B, 24, 31, 31)
+            nn.GELU(),
+            ConvGroup(whiten_width, widths[0], bn_momentum=bn_momentum),  # (B, w0, 15, 15)
+            ConvGroup(widths[0], widths[1], bn_momentum=bn_momentum),  # (B, w1, 7, 7)
+            ConvGroup(widths[1], widths[2], bn_momentum=bn_momentum),  # (B, w2, 3, 3)
+            nn.MaxPool2d(3),  # (B, w2, 1, 1)
+            nn.Flatten(),
+            nn.Linear(widths[2], num_classes, bias=False),
+        )
+        self.logit_scale = 1 / 9  # airbench downscales the logits
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x) * self.logit_scale
+
+
+@register_model
+def airbench(
+    *, num_classes: int = 10, widths: tuple[int, int, int] = (64, 256, 256)
+) -> AirbenchNet:
+    """The airbench94 CIFAR-10 net with dirac-initialized convs (whitening is set from data)."""
+    net = AirbenchNet(widths=tuple(widths), num_classes=num_classes)  # type: ignore[arg-type]
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (3, 3):
+            w = module.weight.data  # (out, in, 3, 3): first `in` filters start as identities
+            torch.nn.init.dirac_(w[: w.size(1)])
+    return net
+
+
+@torch.no_grad()
+def init_whitening(conv: nn.Conv2d, images: Tensor, *, eps: float = 5e-4) -> None:
+    """Set ``conv`` (24 filters of 2x2x3) to whiten 2x2 patches of ``images`` and freeze it.
+
+    The eigenvectors of the patch covariance, scaled by 1/sqrt(eigenvalue), decorrelate the
+    input (Page 2018); each appears with both signs so a following GELU keeps all information.
+    """
+    c, h, w = conv.in_channels, *conv.kernel_size
+    patches = images.unfold(2, h, 1).unfold(3, w, 1)  # (N, C, 31, 31, h, w)
+    patches = patches.transpose(1, 3).reshape(-1, c * h * w).double()  # (N*31*31, C*h*w)
+    patches = patches - patches.mean(0)
+    covariance = patches.T @ patches / len(patches)  # (12, 12)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).view(-1, c, h, w)
+    filters = filters.flip(0).float()  # largest eigenvalue first
+    conv.weight.copy_(torch.cat([filters, -filters]))
+    conv.weight.requires_grad_(False)
+
+
+# -------------------------------------------------------------------------- batches
+class AugmentedLoader:
+    """uint8 CIFAR tensors -> normalized, randomly translated and flipped float batches.
+
+    Augmentation runs on whole batches in torch (reflect-pad 2 px, random crop, flip), like
+    airbench does on the GPU. Flips *alternate*: sample i is flipped in epoch e iff
+    ``bit_i xor (e odd)``, so every image is seen both ways every two epochs (airbench's
+    "alternating flip", worth about 0.5 epoch). Resumable like ``TensorLoader``.
+    """
+
+    def __init__(
+        self, x: Tensor, y: Tensor, *, batch_size: int, normalize: Normalize, seed: int = 0,
+        translate: int = 2, flip: bool = True,
+    ) -> None:  # fmt: skip
+        self.x, self.y, self.batch_size, self.normalize = x, y, batch_size, normalize
+        self.seed, self.translate, self.flip = seed, translate, flip
+        generator = torch.Generator().manual_seed(seed + 17)
+        self.flip_bits = torch.rand(len(x), generator=generator) < 0.5
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_start(self, batch_index: int) -> None:
+        self.start_batch = batch_index
+
+    def __len__(self) -> int:
+        return len(self.x) // self.batch_size  # drop the ragged last batch, as airbench
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = epoch_permutation(len(self.x), seed=self.seed, epoch=self.epoch)
+        generator = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        start, self.start_batch = self.start_batch, 0
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]  # (B,)
+            shifts = torch.randint(0, 2 * self.translate + 1, (len(idx), 2), generator=generator)
+            if b < start:
+                continue  # keep the generator in step for an exact resume
+            x = self.normalize(self.x[idx])  # (B, 3, 32, 32) float
+            x = random_translate(x, shifts, self.translate)
+            if self.flip:
+                flip = self.flip_bits[idx] ^ bool(self.epoch % 2)
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            yield x, self.y[idx]
+
+
+def random_translate(x: Tensor, shifts: Tensor, pad: int) -> Tensor:
+    """Reflect-pad by ``pad`` and crop back at per-sample ``shifts`` (B, 2) in [0, 2*pad]."""
+    if pad == 0:
+        return x
+    B, C, H, W = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # (B, C, H+2p, W+2p)
+    out = torch.empty_like(x)
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            mask = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)  # (B,)
+            out[mask] = padded[mask, :, dy : dy + H, dx : dx + W]
+    return out
+
+
+# --------------------------------------------------------------------- optimization
+def param_groups(model: nn.Module, *, lr: float, weight_decay: float, bias_scale: float) -> list:
+    """airbench's groups: biases (BN and whitening) learn ``bias_scale`` x faster."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    biases = [p for n, p in trainable if p.ndim < 2]
+    weights = [p for n, p in trainable if p.ndim >= 2]
+    return [
+        {"params": biases, "lr": lr * bias_scale, "weight_decay": weight_decay / bias_scale},
+        {"params": weights, "lr": lr, "weight_decay": weight_decay},
+    ]
+
+
+class TriangularSchedule:
+    """LR factor 0.2 -> 1 at 23 % -> 0.07, over progress = max(steps, time) spent.
+
+    With a time budget the schedule ends when the budget does, so a run cut by
+    ``--time-budget`` still anneals instead of stopping at full LR.
+    """
+
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, *, total_steps: int,
+        clock: Callable[[], float] | None = None, time_budget: float | None = None,
+        peak: float = 0.23, start: float = 0.2, end: float = 0.07,
+    ) -> None:  # fmt: skip
+        self.optimizer, self.total_steps = optimizer, total_steps
+        self.clock, self.time_budget = clock, time_budget
+        self.peak, self.start, self.end = peak, start, end
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.steps = 0
+        self._apply()
+
+    def progress(self) -> float:
+        by_steps = self.steps / self.total_steps
+        if self.clock is None or not self.time_budget:
+            return min(by_steps, 1.0)
+        return min(max(by_steps, self.clock() / self.time_budget), 1.0)
+
+    def factor(self) -> float:
+        p = self.progress()
+        if p < self.peak:
+            return self.start + (1 - self.start) * p / self.peak
+        return 1 + (self.end - 1) * (p - self.peak) / (1 - self.peak)
+
+    def step(self) -> None:
+        self.steps += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * self.factor()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        self._apply()
+
+
+class Lookahead(Callback):
+    """Every ``every`` steps pull the weights to an EMA of themselves (hlb-CIFAR10's lookahead).
+
+    The EMA decay grows as progress**3, and at the end the weights become the EMA.
+    """
+
+    def __init__(self, *, every: int = 5, decay: float = 0.95) -> None:
+        self.every, self.decay = every, decay
+        self.progress: Callable[[], float] = lambda: 1.0  # set to the LR schedule's progress
+        self.ema: list[Tensor] = []
+
+    def on_fit_start(self, trainer: Any) -> None:
+        self.ema = [t.detach().clone() for t in trainer.unwrapped_model.state_dict().values()]
+
+    def on_batch_end(self, trainer: Any, output: StepOutput) -> None:
+        if trainer.state.step % self.every == 0:
+            decay = self.decay**self.every * self.progress() ** 3
+            self._pull(trainer.unwrapped_model, decay)
+
+    def on_fit_end(self, trainer: Any, history: Any) -> None:
+        self._pull(trainer.unwrapped_model, 1.0)
+
+    @torch.no_grad()
+    def _pull(self, model: nn.Module, decay: float) -> None:
+        for ema, t in zip(self.ema, model.state_dict().values(), strict=True):
+            if t.is_floating_point():
+                ema.lerp_(t, 1 - decay)
+                t.copy_(ema)
+
+
+@torch.inference_mode()
+def tta_logits(model: nn.Module, x: Tensor, *, batch_size: int = 2000) -> Tensor:
+    """Mean logits over the image and its mirror (flip test-time augmentation)."""
+    model.eval()
+    outs = []
+    for chunk in x.split(batch_size):
+        chunk = chunk.contiguous(memory_format=torch.channels_last)
+        outs.append(0.5 * (model(chunk) + model(chunk.flip(3))).float())
+    return torch.cat(outs)
+
+
+def steps_for(n: int, batch_size: int, epochs: float) -> int:
+    return max(1, math.ceil(epochs * (n // batch_size)))
