@@ -33,10 +33,13 @@ def predict(
     except (FileNotFoundError, ValueError) as e:
         raise fail(str(e)) from None
     k = min(top_k, len(result.classes))
-    table = Table("image", *[f"top {i + 1}" for i in range(k)], box=None, header_style="bold")
+    table = Table(box=None, header_style="bold")
+    table.add_column("image", overflow="fold")
+    for i in range(k):
+        table.add_column(f"top {i + 1}", no_wrap=True)
     for p in result.predictions:
         cells = [f"{label} ({prob:.1%})" for label, prob in zip(p.labels, p.probs, strict=True)]
-        table.add_row(p.path, *cells)
+        table.add_row(_shown(Path(p.path), path), *cells)
     if result.predictions:
         console.print(table)
     for bad in result.bad_files:
@@ -45,3 +48,8 @@ def predict(
         console.print(f"wrote {write_predictions(result, output)}")
     if not result.predictions:
         raise fail(f"no readable image at {path}", code=1)
+
+
+def _shown(file: Path, given: Path) -> str:
+    """``file`` relative to the folder the user passed (short table rows)."""
+    return str(file.relative_to(given)) if given.is_dir() else str(file)

@@ -20,8 +20,11 @@ import torch
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
 from torch.utils.data import Sampler
+from torchmetrics.classification import MulticlassAccuracy
 
-from torchdojo.engine import StepOutput, Trainer
+from torchdojo.engine import History, Loaders, StepOutput, Trainer
+from torchdojo.engine.optim import build_optimizer
+from torchdojo.recipes._run import RunContext
 
 
 def classifier_name(model: nn.Module) -> str:
@@ -68,7 +71,9 @@ def param_groups(
     ]
 
 
-def one_cycle(t: float, *, warmup: float = 0.25, div: float = 25.0, final_div: float = 1e4) -> float:
+def one_cycle(
+    t: float, *, warmup: float = 0.25, div: float = 25.0, final_div: float = 1e4
+) -> float:
     """LR factor at progress ``t`` in [0, 1] of a one-cycle schedule (cosine up, cosine down).
 
     Matches ``torch.optim.lr_scheduler.OneCycleLR``'s shape: from ``1/div`` up to 1 over the
@@ -129,6 +134,48 @@ class FreezeTrainer(Trainer):
             model.eval()  # the trainer set train mode at the epoch start; only the head trains
             model.get_submodule(self.head).train()
         return super().training_step(batch)
+
+
+def fine_tune(
+    ctx: RunContext,
+    model: nn.Module,
+    loaders: Loaders,
+    *,
+    num_classes: int,
+    frozen_epochs: int,
+    unfrozen_epochs: int,
+    lr: float,
+    lr_mult: float = 100.0,
+    class_weight: Tensor | None = None,
+    seed: int = 0,
+) -> History:
+    """Train the head alone for ``frozen_epochs``, then everything for ``unfrozen_epochs``.
+
+    AdamW; the frozen phase peaks at ``lr`` on the head; after unfreezing the head peaks at
+    ``lr / 2`` and the stem at ``lr / 2 / lr_mult`` (fastai's ``fine_tune``). With
+    ``unfrozen_epochs=0`` it is a frozen-feature probe.
+    """
+    groups = param_groups(model, lr=lr / 2, lr_mult=lr_mult)
+    optimizer = build_optimizer("adamw", groups, lr=lr, weight_decay=0.01)
+    steps = len(loaders.train)  # type: ignore[arg-type]
+    schedule = two_phase_schedule(
+        optimizer,
+        frozen_steps=frozen_epochs * steps,
+        unfrozen_steps=unfrozen_epochs * steps,
+        frozen_scale=[0.0] * (len(groups) - 1) + [2.0],
+    )
+    trainer = ctx.trainer(
+        trainer_cls=FreezeTrainer,
+        metrics={"acc": MulticlassAccuracy(num_classes)},
+        epochs=frozen_epochs + unfrozen_epochs,
+        seed=seed,
+        monitor="val_acc",
+        channels_last=True,
+    )
+    assert isinstance(trainer, FreezeTrainer)
+    trainer.head, trainer.frozen_epochs = classifier_name(model), frozen_epochs
+    loss_fn = nn.CrossEntropyLoss(weight=class_weight)
+    return trainer.fit(model, loaders, loss_fn, optimizer, schedule, resume=ctx.resume)
 
 
 class BalancedSampler(Sampler[int]):

@@ -14,26 +14,22 @@ from pathlib import Path
 from typing import Literal
 
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from torchdojo.data.image_folder import ImageFolderData, class_weights
 from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from torchdojo.engine import Loaders, make_loader
-from torchdojo.engine.optim import build_optimizer
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import ConfigError, Expected, Recipe
 from torchdojo.recipes._run import RunContext
 from torchdojo.recipes._transfer import (
     BalancedSampler,
-    FreezeTrainer,
     cam_figure,
-    classifier_name,
-    param_groups,
+    fine_tune,
     predict_loader,
-    two_phase_schedule,
     write_shapes_folder,
 )
 from torchdojo.utils import cache_dir
+from torchdojo.viz import confusion_matrix_figure
 
 SHAPES = "builtin:shapes"  # a generated two-class folder, for offline smoke runs
 
@@ -88,51 +84,42 @@ def build_model(cfg: Config, num_classes: int) -> nn.Module:
     return create_model(cfg.backbone, num_classes=num_classes, weights=weights)
 
 
+def build_loaders(cfg: Config, data: ImageFolderData) -> Loaders:
+    """Resumable loaders; ``balance=sampler`` draws every class equally often."""
+    balanced = BalancedSampler(data.train.labels, seed=cfg.seed)
+    train = make_loader(
+        data.train, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers,
+        drop_last=len(data.train) > cfg.batch_size,
+        sampler=balanced if cfg.balance == "sampler" else None,
+    )  # fmt: skip
+    return Loaders(train, make_loader(data.val, batch_size=2 * cfg.batch_size, shuffle=False))
+
+
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     data = load_data(cfg, ctx)
     model = build_model(cfg, len(data.classes))
-    sampler = BalancedSampler(data.train.labels, seed=cfg.seed) if cfg.balance == "sampler" else None
-    train = make_loader(
-        data.train, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers,
-        drop_last=len(data.train) > cfg.batch_size, sampler=sampler,
-    )  # fmt: skip
-    val = make_loader(data.val, batch_size=2 * cfg.batch_size, shuffle=False)
+    loaders = build_loaders(cfg, data)
     weight = class_weights(data.train.labels, num_classes=len(data.classes))
-    loss_fn = nn.CrossEntropyLoss(weight=weight if cfg.balance == "weights" else None)
-    frozen = cfg.freeze_epochs if cfg.mode == "finetune" else cfg.epochs
-    total = frozen + (cfg.epochs if cfg.mode == "finetune" else 0)
-    groups = param_groups(model, lr=cfg.lr / 2, lr_mult=cfg.lr_mult)  # fastai halves lr here
-    optimizer = build_optimizer("adamw", groups, lr=cfg.lr, weight_decay=0.01)
-    schedule = two_phase_schedule(
-        optimizer, frozen_steps=frozen * len(train), unfrozen_steps=(total - frozen) * len(train),
-        frozen_scale=[0.0] * (len(groups) - 1) + [2.0],
+    finetune = cfg.mode == "finetune"
+    history = fine_tune(
+        ctx, model, loaders, num_classes=len(data.classes),
+        frozen_epochs=cfg.freeze_epochs if finetune else cfg.epochs,
+        unfrozen_epochs=cfg.epochs if finetune else 0, lr=cfg.lr, lr_mult=cfg.lr_mult,
+        class_weight=weight if cfg.balance == "weights" else None, seed=cfg.seed,
     )  # fmt: skip
-    trainer = ctx.trainer(
-        trainer_cls=FreezeTrainer, metrics={"acc": MulticlassAccuracy(len(data.classes))},
-        epochs=total, seed=cfg.seed, monitor="val_acc", channels_last=True,
-    )  # fmt: skip
-    assert isinstance(trainer, FreezeTrainer)
-    trainer.head, trainer.frozen_epochs = classifier_name(model), frozen
-    last = trainer.fit(model, Loaders(train, val), loss_fn, optimizer, schedule, resume=ctx.resume)
     data.write_bad_files(ctx.run_dir / "bad_files.json")  # plus files that failed mid-training
     spec = ModelSpec(
         cfg.backbone, {"num_classes": len(data.classes)}, [3, cfg.image_size, cfg.image_size],
         list(IMAGENET_MEAN), list(IMAGENET_STD), data.classes,
     )  # fmt: skip
     ctx.save_model(model, spec)
-    _figures(ctx, model, data, val)
-    record = last.last()
-    keys = ("val_acc", "val_loss", "train_loss", "train_time")
-    return {key: record[key] for key in keys} | {"best_val_acc": last.best("val_acc") or 0.0}
-
-
-def _figures(ctx: RunContext, model: nn.Module, data: ImageFolderData, val: object) -> None:
-    from torchdojo.viz import confusion_matrix_figure
-
-    preds, targets = predict_loader(model, val)
+    preds, targets = predict_loader(model, loaders.val)
     ctx.save_figure(confusion_matrix_figure(targets, preds, data.classes), "confusion_matrix")
-    figure = cam_figure(model, data.val, data.classes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    ctx.save_figure(figure, "grad_cam")
+    cams = cam_figure(model, data.val, data.classes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    ctx.save_figure(cams, "grad_cam")
+    last = history.last()
+    keys = ("val_acc", "val_loss", "train_loss", "train_time")
+    return {key: last[key] for key in keys} | {"best_val_acc": history.best("val_acc") or 0.0}
 
 
 RECIPE = Recipe(
@@ -141,8 +128,14 @@ RECIPE = Recipe(
     config=Config,
     run=run,
     smoke=Config(
-        data=SHAPES, backbone="timm:test_efficientnet", weights="none", image_size=64,
-        freeze_epochs=1, epochs=1, batch_size=8, lr=1e-2,
+        data=SHAPES,
+        backbone="timm:test_efficientnet",
+        weights="none",
+        image_size=64,
+        freeze_epochs=1,
+        epochs=1,
+        batch_size=8,
+        lr=1e-2,
     ),  # fmt: skip
     expected={
         "val_acc": Expected(
