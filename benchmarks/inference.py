@@ -194,6 +194,9 @@ def report(medians: dict[tuple[str, int], float], server: dict[str, float], thre
     print(
         f"\nthreads={threads} (torch.set_num_threads and ORT intra_op), allow_spinning=0, medians"
     )
+    load = os.getloadavg()[0]
+    busy = " -- BUSY MACHINE, ratios unreliable" if load > (os.cpu_count() or 1) else ""
+    print(f"load average at the end: {load:.1f} on {os.cpu_count()} CPUs{busy}")
     print(f"{'engine':<12} {'batch':>5} {'latency ms':>11} {'images/s':>9}")
     for (name, batch), seconds in sorted(medians.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(f"{name:<12} {batch:>5} {seconds * 1000:>11.2f} {batch / seconds:>9.1f}")
@@ -234,6 +237,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     model = torchvision.models.resnet18(weights=None).eval()
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = Path(tmp)

@@ -14,9 +14,9 @@ from torchdojo.export.predictor import OnnxPredictor, Prediction
 from torchdojo.export.preprocess import decode_image, preprocess_image
 
 if TYPE_CHECKING:
-    from torchdojo.export.exporter import ExportResult, ParityReport, export_model
+    from torchdojo.export.exporter import ExportResult, ParityReport, check_parity, export_model
 
-_TORCH_NAMES = ("ExportResult", "ParityReport", "export_model")
+_TORCH_NAMES = ("ExportResult", "ParityReport", "check_parity", "export_model")
 
 __all__ = [
     "ExportResult",
@@ -24,6 +24,7 @@ __all__ = [
     "OnnxPredictor",
     "ParityReport",
     "Prediction",
+    "check_parity",
     "decode_image",
     "export_model",
     "load_card",
