@@ -234,3 +234,13 @@ def test_export_leaves_the_callers_model_untouched(tmp_path: Path) -> None:
     model = tiny_net().train()
     export_model(model, out_dir=tmp_path, input_size=(3, 16, 16), **TINY)
     assert model.training
+
+
+def test_predictor_and_card_loading_refuse_the_wrong_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no card.json"):
+        load_card(tmp_path)
+    export_model(
+        tiny_net(), out_dir=tmp_path, input_size=(3, 16, 16), format="torch-export", **TINY
+    )
+    with pytest.raises(ValueError, match='format="onnx"'):
+        OnnxPredictor(tmp_path)
