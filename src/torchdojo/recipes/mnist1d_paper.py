@@ -1,9 +1,10 @@
-"""MNIST-1D paper table: logistic ~32 %, MLP ~68 %, CNN ~94 %, GRU ~91 % in seconds on a CPU.
+"""MNIST-1D paper table: logistic ~32 %, MLP ~68 %, CNN ~94 %, GRU ~91 %, on a CPU in minutes.
 
 Seeds: the MNIST-1D paper (Greydanus & Kobak, 2020, https://arxiv.org/abs/2011.14439), its
 baselines and training setup (Adam, lr 0.01, batch 100, 6,000 steps, constant LR).
+Measured here (seed 0): logistic 33.0 %, MLP 66.5 %, GRU 92.1 %, CNN 91.4 % (peak 92.4 %).
 Lesson: spatial priors matter. The same 40 points give 32 % to a linear model, 68 % to an MLP
-and 94 % to a 5 k-parameter CNN; a scramble of the points would hurt only the CNN and GRU.
+and 94 % to a 5 k-parameter CNN; shuffling the points hurts only the CNN and GRU (the paper's shuffled-sequence experiment).
 ``--set model=all`` (the default) trains the four and writes ``table.md``; ``model=cnn`` one.
 """
 
@@ -85,15 +86,15 @@ def _floor(value: float) -> Expected:
 
 RECIPE = Recipe(
     name="mnist1d-paper",
-    description="MNIST-1D paper table: logistic, MLP, CNN, GRU accuracies in seconds on a CPU.",
+    description="MNIST-1D paper table: logistic, MLP, CNN, GRU accuracies, on a CPU in minutes.",
     config=Config,
     run=run,
     smoke=Config(dataset="mnist1d-tiny", epochs=2),
     expected={
-        "test_acc_logistic": _floor(0.28),
-        "test_acc_mlp": _floor(0.60),
-        "test_acc_cnn": _floor(0.90),
-        "test_acc_gru": _floor(0.85),
+        "test_acc_logistic": _floor(0.30),
+        "test_acc_mlp": _floor(0.62),
+        "test_acc_cnn": _floor(0.88),
+        "test_acc_gru": _floor(0.88),
     },
     lesson="",
 )
