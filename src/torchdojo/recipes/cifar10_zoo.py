@@ -152,8 +152,12 @@ RECIPE = Recipe(
     config=Config,
     run=run,
     smoke=Config(
-        dataset="cifar10-tiny", models=("lenet5", "mnist-cnn"), epochs=2, batch_size=64,
-        budget_per_model=60.0, threads=1,
+        dataset="cifar10-tiny",
+        models=("lenet5", "mnist-cnn"),
+        epochs=2,
+        batch_size=64,
+        budget_per_model=60.0,
+        threads=1,
     ),  # fmt: skip
     expected={
         "best_test_acc": Expected(
