@@ -19,6 +19,8 @@ class ArrayDataset:
         source: One line saying where the data came from (shown to the user).
         mean: Per-channel mean of ``x`` scaled to [0, 1] (images) for normalization.
         std: Per-channel std likewise.
+        reference: False for stand-ins (embedded subsets, synthetic twins, subsets): a
+            recipe's measured floors do not apply to them.
     """
 
     x: Tensor
@@ -27,6 +29,7 @@ class ArrayDataset:
     source: str = ""
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    reference: bool = True
 
     def __len__(self) -> int:
         return len(self.x)
@@ -43,6 +46,7 @@ class ArrayDataset:
             f"{self.source} (subset of {n})",
             self.mean,
             self.std,
+            reference=False,
         )
 
 

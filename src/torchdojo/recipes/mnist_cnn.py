@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_classifier, load_split_pair
+from torchdojo.recipes._common import auto_epochs, fit_classifier, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
 @dataclass(frozen=True)
 class Config:
     dataset: str = "mnist"  # mnist | mnist-embedded | mnist-tiny | fashion-mnist
-    epochs: int = 1
+    epochs: int | None = None  # None: enough for 200 steps (1 epoch of full MNIST)
     batch_size: int = 256
     lr: float = 0.01  # peak LR of the one-cycle schedule
     betas: tuple[float, float] = (0.7, 0.9)
@@ -31,27 +31,23 @@ class Config:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
     kwargs = {"in_channels": 1, "num_classes": len(train.classes), "width": cfg.width}
-    spec = ModelSpec(
-        "mnist-cnn",
-        kwargs,
-        list(train.x.shape[1:]),
-        list(train.mean),
-        list(train.std),
-        train.classes,
-    )
+    shape = list(train.x.shape[1:])
+    spec = ModelSpec("mnist-cnn", kwargs, shape, list(train.mean), list(train.std), train.classes)
     model = create_model("mnist-cnn", **kwargs)
+    epochs = auto_epochs(cfg.epochs, len(train), cfg.batch_size)
     return fit_classifier(
         ctx,
         model,
         spec,
         train,
         test,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
+        epochs=epochs,
         lr=cfg.lr,
+        batch_size=cfg.batch_size,
         betas=cfg.betas,
         seed=cfg.seed,
         label_smoothing=cfg.label_smoothing,
+        channels_last=True,
     )
 
 
