@@ -71,6 +71,13 @@ class AirbenchNet(nn.Sequential):
         )
         self.logit_scale = 1 / 9  # airbench downscales the logits
 
+    @property
+    def whiten(self) -> nn.Conv2d:
+        """The first conv: the patch-whitening filter bank."""
+        conv = self[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv
+
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x) * self.logit_scale
 

@@ -20,9 +20,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
-from torchdojo.data import Normalize
+from torchdojo.data import ArrayDataset, Normalize
 from torchdojo.engine import Loaders, TensorLoader
-from torchdojo.models import ModelSpec, create_model
+from torchdojo.models import ModelSpec
 from torchdojo.recipes import _cifar
 from torchdojo.recipes._api import Expected, Recipe
 from torchdojo.recipes._common import load_split_pair
@@ -50,8 +50,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
     normalize = Normalize(train.mean, train.std)
     kwargs = {"num_classes": len(train.classes), "widths": list(cfg.widths)}
-    model = create_model("airbench", **kwargs)
-    _cifar.init_whitening(model[0], normalize(train.x[:5000]))
+    model = _cifar.airbench(num_classes=len(train.classes), widths=cfg.widths)
+    _cifar.init_whitening(model.whiten, normalize(train.x[:5000]))
     kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))  # airbench's batch-size-free LR unit
     groups = _cifar.param_groups(
         model,
@@ -95,7 +95,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     }
 
 
-def _spec(kwargs: dict[str, object], train: torchdojo.data.ArrayDataset) -> ModelSpec:
+def _spec(kwargs: dict[str, object], train: ArrayDataset) -> ModelSpec:
     shape = list(train.x.shape[1:])
     return ModelSpec("airbench", kwargs, shape, list(train.mean), list(train.std), train.classes)
 
