@@ -15,7 +15,7 @@ from torchdojo.data.mnist import read_idx, resolve_idx_dataset, write_idx
 def write_tiny_mnist(root: Path, name: str = "MNIST", n: int = 20) -> None:
     rng = np.random.default_rng(0)
     raw = root / name / "raw"
-    for split, (images, labels) in mnist_module._FILES.items():
+    for images, labels in mnist_module._FILES.values():
         write_idx(raw / f"{images}.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         write_idx(raw / f"{labels}.gz", (np.arange(n) % 10).astype(np.uint8))
 
