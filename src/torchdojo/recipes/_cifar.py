@@ -175,14 +175,16 @@ def random_translate(x: Tensor, shifts: Tensor, pad: int) -> Tensor:
 
 
 # --------------------------------------------------------------------- optimization
-def param_groups(model: nn.Module, *, lr: float, weight_decay: float, bias_scale: float) -> list:
+def param_groups(
+    model: nn.Module, *, lr: float, weight_decay: float, bias_scale: float
+) -> list[dict[str, Any]]:
     """airbench's groups: biases (BN and whitening) learn ``bias_scale`` x faster."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     biases = [p for n, p in trainable if p.ndim < 2]
     weights = [p for n, p in trainable if p.ndim >= 2]
-    return [
-        {"params": biases, "lr": lr * bias_scale, "weight_decay": weight_decay / bias_scale},
+    return [  # weights first: the logged "lr" is theirs
         {"params": weights, "lr": lr, "weight_decay": weight_decay},
+        {"params": biases, "lr": lr * bias_scale, "weight_decay": weight_decay / bias_scale},
     ]
 
 
