@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torchdojo.models import load_bundle
 from torchdojo.models.hub import tv_weights_path
 from torchdojo.recipes import ConfigError, RunOptions, run_recipe
 from torchdojo.recipes._transfer import (
+    BalancedSampler,
     FreezeTrainer,
     classifier_name,
     one_cycle,
@@ -76,12 +78,26 @@ def test_too_many_bad_files_stop_with_the_doctor_hint(tmp_path: Path) -> None:
 
 def test_corrupt_and_truncated_files_are_skipped_and_listed(tmp_path: Path) -> None:
     folder = _corrupt_folder(tmp_path / "photos", bad=1)
-    result = _run(tmp_path, f"data={folder}", "max_bad_fraction=0.1")
+    result = _run(tmp_path, f"data={folder}", "max_bad_fraction=0.1", "balance=weights")
     listed = json.loads((result.run_dir / "bad_files.json").read_text())  # type: ignore[attr-defined]
     reasons = {Path(item["path"]).name: item["reason"] for item in listed}
     assert reasons["broken_0.jpg"].startswith("not an image")
     assert reasons["truncated.png"].startswith(("truncated", "corrupt"))  # failed at load time
     assert math.isfinite(result.metrics["val_loss"])  # type: ignore[attr-defined]
+
+
+def test_balanced_sampler_evens_classes_and_replays_an_epoch() -> None:
+    labels = [0] * 90 + [1] * 10
+    sampler = BalancedSampler(labels, seed=3)
+    sampler.set_epoch(2)
+    draws = list(sampler)
+    share = sum(labels[i] for i in draws) / len(draws)
+    assert len(draws) == 100 and 0.35 < share < 0.65  # 10 % of the files, about half the draws
+    sampler.set_epoch(2)
+    sampler.set_start(40)
+    assert list(sampler) == draws[40:]  # a resumed epoch continues where it stopped
+    sampler.set_epoch(3)
+    assert list(sampler) != draws
 
 
 def test_discriminative_lr_groups_cover_the_model_stem_low_head_high() -> None:
@@ -170,8 +186,10 @@ def test_timm_resnet18_from_a_weights_file_fine_tunes_the_body(tmp_path: Path) -
     assert torch.allclose(model.conv1.weight, source.conv1.weight, atol=1e-2)  # low stem LR
 
 
-def test_resume_from_the_frozen_phase_ends_with_identical_weights(tmp_path: Path) -> None:
-    result = _run(tmp_path)
+def test_resume_from_the_frozen_phase_ends_with_identical_weights(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    result = _run(tmp_path, "balance=sampler")  # the balanced sampler must replay its draws too
     run_dir: Path = result.run_dir  # type: ignore[attr-defined]
     finished = load_file(str(run_dir / "model.safetensors"))
     checkpoints = sorted((run_dir / "checkpoints").glob("step-*.safetensors"))
@@ -179,8 +197,10 @@ def test_resume_from_the_frozen_phase_ends_with_identical_weights(tmp_path: Path
     checkpoints[-1].unlink()  # as if killed during the unfrozen epoch
     (run_dir / "checkpoints" / "best.safetensors").unlink(missing_ok=True)
     (run_dir / "model.safetensors").unlink()
-    resumed = run_recipe("image-folder", RunOptions(resume=str(run_dir), progress=False))
+    with caplog.at_level(logging.INFO, logger="torchdojo.engine.trainer"):
+        resumed = run_recipe("image-folder", RunOptions(resume=str(run_dir), progress=False))
     assert resumed.run_dir == run_dir
+    assert f"resumed from {checkpoints[0]} at epoch 1" in caplog.text  # not trained from scratch
     again = load_file(str(run_dir / "model.safetensors"))
     assert finished.keys() == again.keys()
     for key, value in finished.items():

@@ -166,7 +166,10 @@ def fine_tune(
     )
     trainer = ctx.trainer(
         trainer_cls=FreezeTrainer,
-        metrics={"acc": MulticlassAccuracy(num_classes)},
+        metrics={  # acc: share of images right; balanced_acc: mean of per-class recalls
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "balanced_acc": MulticlassAccuracy(num_classes, average="macro"),
+        },
         epochs=frozen_epochs + unfrozen_epochs,
         seed=seed,
         monitor="val_acc",

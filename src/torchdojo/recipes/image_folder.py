@@ -118,7 +118,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     cams = cam_figure(model, data.val, data.classes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     ctx.save_figure(cams, "grad_cam")
     last = history.last()
-    keys = ("val_acc", "val_loss", "train_loss", "train_time")
+    keys = ("val_acc", "val_balanced_acc", "val_loss", "train_loss", "train_time")
     return {key: last[key] for key in keys} | {"best_val_acc": history.best("val_acc") or 0.0}
 
 
