@@ -42,9 +42,7 @@ def load_tabular(
     if name == "iris-binary":  # the two classes that overlap: a real boundary to learn
         keep = y > 0
         x, y, classes = x[keep], y[keep] - 1, classes[1:]
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_size, random_state=0, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_size, random_state=0, stratify=y)
     x_tr, x_te = torch.tensor(x_tr, dtype=torch.float32), torch.tensor(x_te, dtype=torch.float32)
     mean, std = x_tr.mean(0), x_tr.std(0).clamp_min(1e-8)
     source = f"scikit-learn {name} ({len(y_tr)} train / {len(y_te)} test, standardized)"
@@ -159,6 +157,11 @@ def plot_two_feature_boundary(
     from torchdojo.viz import decision_boundary_figure
 
     cols = list(features)
+    if len(set(cols)) != 2 or not all(0 <= c < len(names) for c in cols):
+        raise ValueError(
+            f"plot_features={features} must be two different feature indices in "
+            f"0..{len(names) - 1} ({', '.join(names)})"
+        )
     x_tr, x_te = train.x[:, cols], test.x[:, cols]
     target = train.y.float().unsqueeze(1) if num_outputs == 1 else train.y
     model = nn.Linear(2, num_outputs)
@@ -175,7 +178,9 @@ def plot_two_feature_boundary(
             if num_outputs == 1
             else (lambda p: model(torch.from_numpy(p)))
         )
-        fig = decision_boundary_figure(probs, x_te.numpy(), test.y.numpy(), class_names=train.classes)
+        fig = decision_boundary_figure(
+            probs, x_te.numpy(), test.y.numpy(), class_names=train.classes
+        )
     ax = fig.axes[0]
     ax.set(xlabel=f"{names[cols[0]]} (std.)", ylabel=f"{names[cols[1]]} (std.)")
     ctx.save_figure(fig, "decision_boundary")

@@ -21,7 +21,7 @@ from torchdojo.recipes._run import RunContext
 @dataclass(frozen=True)
 class Config:
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | mnist-tiny
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 256
     lr: float = 0.01  # peak LR of the one-cycle schedule
     width: int = 32  # channels of the first conv stage (mnist-cnn uses 16)

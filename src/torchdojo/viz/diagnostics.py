@@ -23,7 +23,8 @@ def gradient_violin_figure(
     """One violin of ``log10 |gradient|`` per layer, input side on the left.
 
     A log scale makes vanishing gradients visible: healthy layers sit at similar heights,
-    vanishing ones sink by orders of magnitude layer after layer.
+    vanishing ones sink by orders of magnitude layer after layer. Exact zeros (dead units) are
+    left out of the violin and counted in the label; an all-zero layer is drawn at 1e-30.
 
     Args:
         names: Layer names, one per violin.
@@ -35,16 +36,19 @@ def gradient_violin_figure(
             f"need one gradient tensor per layer name, got {len(names)} names "
             f"and {len(gradients)} tensors"
         )
-    data = [
-        np.log10(g.detach().flatten().float().abs().clamp_min(_FLOOR).cpu().numpy())
-        for g in gradients
-    ]
+    data, labels = [], []
+    for name, g in zip(names, gradients, strict=True):
+        values = g.detach().flatten().float().abs().cpu().numpy()
+        nonzero = values[values > 0]
+        data.append(np.log10(nonzero) if nonzero.size else np.log10([_FLOOR]))
+        zeros = 1.0 - nonzero.size / max(values.size, 1)
+        labels.append(f"{name} ({zeros:.0%} zero)" if zeros >= 0.01 else name)
     fig = new_figure(width=max(5.0, 0.45 * len(names) + 2.0), height=4.0)
     ax = fig.add_subplot()
     parts = ax.violinplot(data, showmedians=True, widths=0.8)
     for body in parts["bodies"]:  # type: ignore[attr-defined]
         body.set_alpha(0.6)
-    ax.set_xticks(range(1, len(names) + 1), list(names), rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(range(1, len(names) + 1), labels, rotation=60, ha="right", fontsize=7)
     ax.set(ylabel="log10 |gradient|", title=title)
     ax.grid(axis="y", alpha=0.3)
     return fig
