@@ -132,6 +132,16 @@ def test_batch_mixer_cutmix_box_area_matches_lambda() -> None:
         torch.testing.assert_close(y_soft.sum(1), torch.ones(4))
 
 
+def test_batch_mixer_on_signals_uses_mixup_and_refuses_cutmix() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(5, 1, 40), torch.arange(5)
+    x_mixed, y_soft = BatchMixer(5, mixup_alpha=0.4, cutmix_alpha=0.0)(x, y)
+    lam = _lam_from_targets(y, y_soft)[0]
+    torch.testing.assert_close(x_mixed, lam * x + (1 - lam) * x.roll(1, 0))
+    with pytest.raises(ValueError, match="CutMix needs"):
+        BatchMixer(5, mixup_alpha=0.0, cutmix_alpha=1.0)(x, y)
+
+
 def test_mix_trainer_trains_on_soft_targets() -> None:
     torch.manual_seed(0)
     y = torch.randint(0, 2, (128,))
