@@ -1,0 +1,63 @@
+"""Ship a model: `torchdojo export RUN_DIR` and `torchdojo serve EXPORT_DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from torchdojo.cli.app import app, console, fail
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    format: Annotated[
+        str, typer.Option(help="onnx (for `torchdojo serve`) or torch-export.")
+    ] = "onnx",
+    out: Annotated[
+        Path | None, typer.Option(help="Export folder (default: RUN_DIR/export).")
+    ] = None,
+) -> None:
+    """Export a trained model with its model card and an ONNX Runtime vs PyTorch parity report."""
+    from torchdojo.recipes._export import export_run
+
+    if format not in {"onnx", "torch-export"}:
+        raise fail(f"--format must be onnx or torch-export, not {format!r}")
+    try:
+        result, source = export_run(run_dir, format=format, out_dir=out)  # type: ignore[arg-type]
+    except (FileNotFoundError, ValueError) as err:
+        raise fail(str(err)) from None
+    p = result.parity
+    console.print(f"exported {result.model_path} ({result.card.exporter})")
+    console.print(
+        f"parity on {source}, batches {list(p.batch_sizes)}: max |dprob| "
+        f"{p.max_abs_diff_probs:.2e} (tol {p.atol_probs:.0e}), max |dlogit| "
+        f"{p.max_abs_diff_logits:.2e}, top-1 agreement {p.top1_agreement:.1%}"
+    )
+    if format == "onnx":
+        console.print(f"serve it: torchdojo serve {result.out_dir}")
+
+
+@app.command()
+def serve(
+    export_dir: Annotated[Path, typer.Argument(help="A folder written by `torchdojo export`.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 10.0,
+    max_concurrency: Annotated[int, typer.Option(help="Inferences running at once.")] = 2,
+) -> None:
+    """Serve an exported model: web page at /, POST /predict, GET /health, docs at /docs."""
+    from torchdojo.serve import run_server
+
+    if not (export_dir / "card.json").is_file():
+        raise fail(f"{export_dir} has no card.json; export a run first: torchdojo export RUN_DIR")
+    console.print(f"serving {export_dir} on http://{host}:{port}/  (Ctrl-C to stop)")
+    run_server(
+        export_dir,
+        host=host,
+        port=port,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        max_concurrency=max_concurrency,
+    )

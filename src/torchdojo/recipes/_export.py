@@ -1,0 +1,85 @@
+"""Export a finished run: rebuild its model, find real inputs for the parity check, export.
+
+``export_run(run_dir)`` reads ``model.json`` + ``model.safetensors``, takes up to 16 real
+images of the run's own evaluation data (the test split of an in-memory dataset, or the image
+folder it trained on) for the ONNX Runtime vs PyTorch parity check, and writes the export folder
+(model, ``card.json``, ``parity.json``) that ``torchdojo serve`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from torch import Tensor
+
+from torchdojo.data import Normalize, create_dataset
+from torchdojo.export import ExportResult, export_model
+from torchdojo.models import ModelSpec, load_bundle
+from torchdojo.recipes._predict import image_files, image_transform
+
+log = logging.getLogger(__name__)
+PARITY_IMAGES = 16
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    format: Literal["onnx", "torch-export"] = "onnx",
+    out_dir: str | Path | None = None,
+) -> tuple[ExportResult, str]:
+    """Export the model of ``run_dir``; returns the result and where the parity inputs came from."""
+    run_dir = Path(run_dir)
+    model, spec = load_bundle(run_dir)
+    if spec.task != "classification" or len(spec.input_shape) != 3:
+        raise ValueError(
+            f"{run_dir}: only image classifiers export for serving "
+            f"(task {spec.task!r}, input {spec.input_shape})"
+        )
+    inputs, source = parity_inputs(run_dir, spec)
+    summary = run_dir / "summary.json"
+    metrics = json.loads(summary.read_text())["metrics"] if summary.is_file() else None
+    c, h, w = spec.input_shape
+    result = export_model(
+        model,
+        out_dir=out_dir or run_dir / "export",
+        mean=spec.mean,
+        std=spec.std,
+        class_names=spec.classes,
+        input_size=(c, h, w),
+        metrics=metrics,
+        format=format,
+        parity_inputs=inputs,
+    )
+    return result, source
+
+
+def parity_inputs(run_dir: Path, spec: ModelSpec) -> tuple[Tensor | None, str]:
+    """Up to 16 real, preprocessed inputs from the run's data, or None (random inputs)."""
+    saved: dict[str, Any] = (
+        yaml.safe_load((run_dir / "config.yaml").read_text())
+        if (run_dir / "config.yaml").is_file()
+        else {}
+    )
+    config, options = saved.get("config", {}), saved.get("options", {})
+    try:
+        if "dataset" in config:
+            test = create_dataset(config["dataset"], "test", root=options.get("data_dir"))
+            x = Normalize(tuple(spec.mean), tuple(spec.std))(test.x[:PARITY_IMAGES])
+            if list(x.shape[1:]) == spec.input_shape:
+                return x, f"{len(x)} images of {test.source}"
+        folder = Path(str(config.get("data", "")))
+        if folder.is_dir():
+            transform = image_transform(spec)
+            from torchdojo.data.transforms import load_image_rgb
+
+            files = image_files(folder)[:PARITY_IMAGES]
+            x = torch.stack([transform(load_image_rgb(f)) for f in files])
+            return x, f"{len(x)} images from {folder}"
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("no real parity inputs (%s); using random ones", err)
+    return None, "random inputs (the run's data was not found)"
