@@ -17,7 +17,9 @@ def diagnose(
     target: Annotated[
         str, typer.Argument(help="A recipe name or a run folder (runs/<recipe>/<timestamp>).")
     ],
-    smoke: Annotated[bool, typer.Option(help="Use the recipe's tiny offline smoke config.")] = False,
+    smoke: Annotated[
+        bool, typer.Option(help="Use the recipe's tiny offline smoke config.")
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config field: key=value (repeatable)."),
