@@ -41,4 +41,4 @@ def test_export_a_smoke_run_and_refuse_a_non_run(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["export", str(tmp_path)])
     assert bad.exit_code == 2 and "holds no trained model" in " ".join(bad.output.split())
     no_card = runner.invoke(app, ["serve", str(tmp_path)])
-    assert no_card.exit_code == 2 and "has no card.json" in no_card.output
+    assert no_card.exit_code == 2 and "has no card.json" in " ".join(no_card.output.split())
