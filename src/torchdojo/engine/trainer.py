@@ -173,6 +173,7 @@ class Trainer:
         self.env: dict[str, Any] = {}
         self.resumed_from: Path | None = None
         self.stop_reason: str | None = None
+        self._best_now = False
         self.last_checkpoint: Path | None = None
         self._signal: int | None = None
         self.model: nn.Module
@@ -301,7 +302,7 @@ class Trainer:
             self.state.epoch += 1
         self._update_best(record)
         self._emit("on_epoch_end", self, self.history)
-        self.save_checkpoint(is_best=self._is_best)
+        self.save_checkpoint(is_best=self._best_now)
 
     # ----------------------------------------------------------- stop requests
     def request_stop(self, reason: str) -> None:
@@ -469,10 +470,6 @@ class Trainer:
         torch.set_num_threads(threads)
         self.state.num_threads = threads
         self.env.update(num_threads=threads, step_gflops=round(flops / 1e9, 3))
-
-    @property
-    def _is_best(self) -> bool:
-        return getattr(self, "_best_now", False)
 
     def _update_best(self, record: dict[str, float]) -> None:
         key, value = self.config.monitor, None
