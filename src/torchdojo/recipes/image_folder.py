@@ -16,7 +16,7 @@ from typing import Literal
 from torch import nn
 
 from torchdojo.data.image_folder import ImageFolderData, class_weights
-from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transforms
 from torchdojo.engine import Loaders, make_loader
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import ConfigError, Expected, Recipe
@@ -47,6 +47,7 @@ class Config:
     lr: float = 2e-3  # head LR while frozen; after unfreezing lr/2 (head) .. lr/2/lr_mult (stem)
     lr_mult: float = 100.0
     augment: Literal["none", "trivial", "randaugment"] = "none"
+    min_scale: float = 0.35  # smallest crop area RandomResizedCrop keeps (fastai's 0.35)
     balance: Literal["none", "sampler", "weights"] = "none"
     val_fraction: float = 0.2  # used when the folder has no val split
     max_bad_fraction: float = 0.05
@@ -58,13 +59,18 @@ def load_data(cfg: Config, ctx: RunContext) -> ImageFolderData:
     """The folder's train/val splits; writes ``bad_files.json``, stops when too many are bad."""
     folder = Path(cfg.data).expanduser() if cfg.data else ctx.data_dir / "hymenoptera_data"
     if cfg.data == SHAPES:
-        folder = write_shapes_folder(cache_dir("image-folder-shapes"))
+        folder = cache_dir("image-folder-shapes")
+        if len(list(folder.glob("*/*.png"))) < 24:  # absent or half written
+            write_shapes_folder(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} not found; pass --set data=PATH")
     try:
+        train_tf = train_transforms(
+            image_size=cfg.image_size, augment=cfg.augment, min_scale=cfg.min_scale
+        )
         data = ImageFolderData.from_folder(
             folder, image_size=cfg.image_size, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            augment=cfg.augment, max_bad_fraction=1.0,
+            train_transform=train_tf, max_bad_fraction=1.0,
         )  # fmt: skip
         data.write_bad_files(ctx.run_dir / "bad_files.json")
         data.check_bad_fraction(cfg.max_bad_fraction)
