@@ -126,6 +126,17 @@ def mnist1d_raw_loop(target: float, threads: int, seed: int) -> dict[str, Any]:
     }
 
 
+def record(results: list[dict[str, Any]], name: str, who: str, result: dict[str, Any]) -> None:
+    """Keep one measurement and print it at once (a long run may be stopped part-way)."""
+    results.append(result)
+    extra = f", epochs {result['epochs']}" if "epochs" in result else ""
+    print(
+        f"  {name:8s} {who:10s} {result['seconds']:8.1f} s  acc {result['acc']:.4f}  "
+        f"reached {result['reached']}{extra}; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
 def report(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
     medians = {}
     for who, results in runs.items():
@@ -162,19 +173,42 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for rep in range(repeats):  # interleaved: each repeat runs every contender once
             if "mnist" in tasks:
-                runs["mnist"]["reference"].append(reference("MNIST", 0.99, args.max_ref_epochs))
-                runs["mnist"]["torchdojo"].append(torchdojo_recipe("mnist-cnn", 0.99, out))
-            if "fashion" in tasks:
-                runs["fashion"]["reference"].append(
-                    reference("FashionMNIST", 0.93, args.max_ref_epochs)
+                mnist = runs["mnist"]
+                record(
+                    mnist["reference"],
+                    "mnist",
+                    "reference",
+                    reference("MNIST", 0.99, args.max_ref_epochs),
                 )
-                runs["fashion"]["torchdojo"].append(
-                    torchdojo_recipe("fashion-mnist-cnn", 0.93, out)
+                record(
+                    mnist["torchdojo"],
+                    "mnist",
+                    "torchdojo",
+                    torchdojo_recipe("mnist-cnn", 0.99, out),
+                )
+            if "fashion" in tasks:
+                fashion = runs["fashion"]
+                record(
+                    fashion["reference"],
+                    "fashion",
+                    "reference",
+                    reference("FashionMNIST", 0.93, args.max_ref_epochs),
+                )
+                record(
+                    fashion["torchdojo"],
+                    "fashion",
+                    "torchdojo",
+                    torchdojo_recipe("fashion-mnist-cnn", 0.93, out),
                 )
             if "mnist1d" in tasks:
                 mine = mnist1d_recipe(0.95, out)
-                runs["mnist1d"]["torchdojo"].append(mine)
-                runs["mnist1d"]["reference"].append(mnist1d_raw_loop(0.95, mine["threads"], rep))
+                record(runs["mnist1d"]["torchdojo"], "mnist1d", "torchdojo", mine)
+                record(
+                    runs["mnist1d"]["reference"],
+                    "mnist1d",
+                    "raw loop",
+                    mnist1d_raw_loop(0.95, mine["threads"], rep),
+                )
             print(f"repeat {rep + 1}/{repeats} done; load: {os.getloadavg()}", flush=True)
     print(
         "time to target accuracy (MNIST 99.0 %, Fashion-MNIST 93 %: whole process; "
