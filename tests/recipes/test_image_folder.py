@@ -134,7 +134,8 @@ def test_schedule_trains_only_the_head_first_then_every_group() -> None:
     assert lrs[4][2] < lrs[6][2]  # the second cycle warms up again
 
 
-def test_freeze_trainer_keeps_the_body_and_its_bn_stats_then_unfreezes() -> None:
+@pytest.mark.parametrize("bn_frozen", [False, True])
+def test_freeze_trainer_keeps_the_body_and_its_bn_stats_then_unfreezes(bn_frozen: bool) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 2))
     x, y = torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,))
@@ -148,13 +149,16 @@ def test_freeze_trainer_keeps_the_body_and_its_bn_stats_then_unfreezes() -> None
             snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
 
     trainer = FreezeTrainer(TrainerConfig(epochs=2, num_threads=1), callbacks=[Snapshot()])
-    trainer.head, trainer.frozen_epochs = "3", 1
+    trainer.head, trainer.frozen_epochs, trainer.bn_frozen = "3", 1, bn_frozen
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.fit(model, Loaders(TensorLoader(x, y, batch_size=8)), nn.CrossEntropyLoss(), optimizer)
     start, frozen, unfrozen = snapshots
     for key in ("0.weight", "1.weight", "1.running_mean", "1.running_var"):
         assert torch.equal(start[key], frozen[key]), key
+    for key in ("0.weight", "1.weight"):
         assert not torch.equal(frozen[key], unfrozen[key]), key
+    for key in ("1.running_mean", "1.running_var"):  # statistics move only without bn_frozen
+        assert torch.equal(frozen[key], unfrozen[key]) == bn_frozen, key
     assert not torch.equal(start["3.weight"], frozen["3.weight"])
 
 

@@ -119,10 +119,14 @@ class FreezeTrainer(Trainer):
 
     Set ``head`` (the classifier's qualified name) and ``frozen_epochs`` before ``fit``. The
     phase depends only on the epoch, so a resumed run freezes exactly as the original did.
+    With ``bn_frozen`` BatchNorm layers stay in eval mode after unfreezing too (their affine
+    weights still train): the ImageNet statistics beat those of small batches from a small
+    folder (Keras' transfer-learning guide gives the same advice).
     """
 
     head: str = ""
     frozen_epochs: int = 0
+    bn_frozen: bool = False
 
     def training_step(self, batch: Any) -> StepOutput:
         """Apply this epoch's freezing, then the usual ``(x, y)`` step."""
@@ -133,6 +137,10 @@ class FreezeTrainer(Trainer):
         if frozen:
             model.eval()  # the trainer set train mode at the epoch start; only the head trains
             model.get_submodule(self.head).train()
+        elif self.bn_frozen:
+            for module in model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         return super().training_step(batch)
 
 
@@ -147,13 +155,14 @@ def fine_tune(
     lr: float,
     lr_mult: float = 100.0,
     class_weight: Tensor | None = None,
+    bn_frozen: bool = True,
     seed: int = 0,
 ) -> History:
     """Train the head alone for ``frozen_epochs``, then everything for ``unfrozen_epochs``.
 
     AdamW; the frozen phase peaks at ``lr`` on the head; after unfreezing the head peaks at
     ``lr / 2`` and the stem at ``lr / 2 / lr_mult`` (fastai's ``fine_tune``). With
-    ``unfrozen_epochs=0`` it is a frozen-feature probe.
+    ``unfrozen_epochs=0`` it is a frozen-feature probe. ``bn_frozen``: see :class:`FreezeTrainer`.
     """
     groups = param_groups(model, lr=lr / 2, lr_mult=lr_mult)
     optimizer = build_optimizer("adamw", groups, lr=lr, weight_decay=0.01)
@@ -177,6 +186,7 @@ def fine_tune(
     )
     assert isinstance(trainer, FreezeTrainer)
     trainer.head, trainer.frozen_epochs = classifier_name(model), frozen_epochs
+    trainer.bn_frozen = bn_frozen
     loss_fn = nn.CrossEntropyLoss(weight=class_weight)
     return trainer.fit(model, loaders, loss_fn, optimizer, schedule, resume=ctx.resume)
 

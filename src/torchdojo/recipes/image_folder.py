@@ -41,8 +41,9 @@ class Config:
     weights: str = "IMAGENET1K_V1"  # torchvision weights name, "DEFAULT", a file, or "none"
     image_size: int = 224
     mode: Literal["finetune", "features"] = "finetune"
-    freeze_epochs: int = 1  # finetune: head-only epochs before unfreezing
-    epochs: int = 4  # finetune: epochs after unfreezing; features: head-only epochs
+    freeze_epochs: int = 3  # finetune: head-only epochs before unfreezing
+    epochs: int = 3  # finetune: epochs after unfreezing; features: head-only epochs
+    bn_frozen: bool = True  # keep ImageNet's BatchNorm statistics after unfreezing
     batch_size: int = 32
     lr: float = 2e-3  # head LR while frozen; after unfreezing lr/2 (head) .. lr/2/lr_mult (stem)
     lr_mult: float = 100.0
@@ -111,7 +112,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         ctx, model, loaders, num_classes=len(data.classes),
         frozen_epochs=cfg.freeze_epochs if finetune else cfg.epochs,
         unfrozen_epochs=cfg.epochs if finetune else 0, lr=cfg.lr, lr_mult=cfg.lr_mult,
-        class_weight=weight if cfg.balance == "weights" else None, seed=cfg.seed,
+        class_weight=weight if cfg.balance == "weights" else None, bn_frozen=cfg.bn_frozen,
+        seed=cfg.seed,
     )  # fmt: skip
     data.write_bad_files(ctx.run_dir / "bad_files.json")  # plus files that failed mid-training
     spec = ModelSpec(
