@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,21 @@ def test_deep_mlp_shape_and_bad_activation() -> None:
     with pytest.raises(ValueError, match="activation must be one of"):
         deep_mlp(in_features=4, num_classes=2, width=4, depth=1, activation="gelu",
                  batchnorm=False)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    ["logistic-regression", "softmax-iris", "digits-mlp", "deep-mlp-init", "fashion-mnist-cnn"],
+)
+def test_full_run_meets_its_floors(name: str, tmp_path: Path) -> None:
+    from torchdojo.recipes import get_recipe
+
+    data_dir = None
+    if name in {"deep-mlp-init", "fashion-mnist-cnn"}:
+        data_dir = os.environ.get("TORCHDOJO_DATA")
+        if not data_dir or not Path(data_dir).is_dir():
+            pytest.skip("real data absent: set TORCHDOJO_DATA to a folder like ../shared/data")
+    result = run_recipe(name, RunOptions(out=str(tmp_path), progress=False, data_dir=data_dir))
+    for key in get_recipe(name).expected:
+        assert result.checks[key] == "pass", (key, result.metrics[key])

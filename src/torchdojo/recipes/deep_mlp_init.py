@@ -106,7 +106,7 @@ def _plot(
         [("activation_std", "activation std"), ("gradient_norm", "weight-gradient norm")]
     ):
         series = {"at init": at_init[i], "after training": trained[i]}
-        fig = layer_profile_figure(series, ylabel=ylabel, title=f"{ylabel} per layer ({setup})")
+        fig = layer_profile_figure(series, ylabel=ylabel, title=f"{ylabel} per layer\n{setup}")
         ctx.save_figure(fig, name)
 
 
