@@ -463,7 +463,7 @@ class Trainer:
             self.env.update(num_threads=self.state.num_threads)
             return
         try:
-            flops = 3 * forward_flops(self.unwrapped_model, batch[0])  # forward + backward
+            flops: float = 3 * forward_flops(self.unwrapped_model, batch[0])  # forward + backward
         except Exception:  # noqa: BLE001 - custom batches: fall back to all cores
             flops = float("inf")
         threads = pick_num_threads(flops)
