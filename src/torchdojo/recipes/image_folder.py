@@ -46,7 +46,7 @@ class Config:
     bn_frozen: bool = True  # keep ImageNet's BatchNorm statistics after unfreezing
     batch_size: int = 32
     lr: float = 2e-3  # head LR while frozen; after unfreezing lr/2 (head) .. lr/2/lr_mult (stem)
-    lr_mult: float = 100.0
+    lr_mult: float = 1000.0  # head LR / stem LR after unfreezing (100 measured 0.928 here)
     augment: Literal["none", "trivial", "randaugment"] = "none"
     min_scale: float = 0.35  # smallest crop area RandomResizedCrop keeps (fastai's 0.35)
     balance: Literal["none", "sampler", "weights"] = "none"
