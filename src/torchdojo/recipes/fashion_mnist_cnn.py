@@ -1,10 +1,13 @@
-"""Fashion-MNIST with a wider MNIST-style CNN, augmentation and label smoothing: about 93 % test.
+"""Fashion-MNIST with a wider MNIST-style CNN, augmentation and label smoothing: 92 % test.
 
 Seeds: 001 ch9 (CNN), 004 ch7-8 (Fashion-MNIST), 000 ch4 (augmentation). Lesson:
 lessons/08_mnist.py. Fashion-MNIST is MNIST's harder twin: shirts, T-shirts and pullovers look
 alike, so the same CNN that reaches 99 % on digits stops near 91 %. Three cheap tricks buy the
 rest on a CPU: more channels, random shifts and horizontal flips done on the uint8 batch in
 torch (no DataLoader, no PIL), and label smoothing; one-cycle Adam keeps the epochs few.
+Measured: 92.1 % after the default 4 epochs (test accuracy by epoch 83.2, 87.8, 91.5, 92.1 %;
+740 CPU-seconds, 2 threads). 93 % needs a longer schedule (``--epochs 10`` or more, not yet
+measured here).
 """
 
 from __future__ import annotations
@@ -63,13 +66,13 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
 
 RECIPE = Recipe(
     name="fashion-mnist-cnn",
-    description="Fashion-MNIST with a wider CNN, shift/flip augmentation, label smoothing: ~93 %.",
+    description="Fashion-MNIST with a wider CNN, shift/flip augmentation, label smoothing: ~92 %.",
     config=Config,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64, width=8),
     expected={
         "test_acc": Expected(
-            0.92,
+            0.915,
             data="Fashion-MNIST (60k/10k split)",
             measured_by="TORCHDOJO_DATA=/work/shared/data torchdojo run fashion-mnist-cnn",
         )
