@@ -66,9 +66,14 @@ class ModelCard:
         return asdict(self)
 
 
+SMALL_INPUT = 64  # below this side, models train on whole images (MNIST, CIFAR): no crop margin
+
+
 def default_resize_size(input_size: tuple[int, int, int]) -> int:
-    """Short side to resize to before cropping ``input_size`` (256 for a 224 crop)."""
-    return round(max(input_size[1:]) / CROP_FRACTION)
+    """Short side to resize to before cropping ``input_size``: 256 for a 224 crop; the input
+    side itself for inputs under ``SMALL_INPUT`` pixels (the whole image is used)."""
+    side = max(input_size[1:])
+    return side if side < SMALL_INPUT else round(side / CROP_FRACTION)
 
 
 def card_from_dict(data: dict[str, Any]) -> ModelCard:

@@ -22,12 +22,14 @@ from torchvision.transforms import v2
 
 from torchdojo.data.image_folder import BadFile, describe_error, is_image_file
 from torchdojo.data.transforms import eval_transforms, load_image_rgb
+from torchdojo.export.card import SMALL_INPUT
 from torchdojo.models import ModelSpec, load_bundle
 from torchdojo.utils import atomic_write_text
 
 # Inputs at least this large were trained on resize + center crop (image folders); smaller
-# ones (MNIST 28 px, CIFAR 32 px) on whole images, so those are resized whole.
-CROP_MIN_SIZE = 64
+# ones (MNIST 28 px, CIFAR 32 px) on whole images, so those are resized whole. Export's model
+# card follows the same rule, so served and local predictions agree.
+CROP_MIN_SIZE = SMALL_INPUT
 
 
 @dataclass(frozen=True)
