@@ -23,7 +23,20 @@ from torchdojo.models import create_model, get_model_builder, list_models
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "models.json"
 BATCH = 2
 # Input shapes that the builders' defaults cannot tell (a model flattening 28x28 digits).
-INPUT_SHAPES: dict[str, tuple[int, ...]] = {"mlp": (BATCH, 1, 28, 28)}
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    "mlp": (BATCH, 1, 28, 28),
+    # MNIST-1D models read 40-sample signals
+    **{
+        name: (BATCH, 1, 40)
+        for name in (
+            "mnist1d-logistic",
+            "mnist1d-mlp",
+            "mnist1d-convbase",
+            "mnist1d-gru",
+            "mnist1d-resnet",
+        )
+    },
+}
 
 
 def input_shape(name: str) -> tuple[int, ...]:

@@ -9,6 +9,7 @@ import torch
 
 from torchdojo.data import Normalize
 from torchdojo.models import create_model, load_bundle
+from torchdojo.models.airbench import init_whitening
 from torchdojo.recipes import RunOptions, _cifar, run_recipe
 
 
@@ -44,7 +45,7 @@ def test_whitening_decorrelates_patches() -> None:
     mix = torch.randn(3, 3, generator=g)
     images = torch.einsum("dc,nchw->ndhw", mix, torch.randn(64, 3, 32, 32, generator=g))
     net = create_model("airbench", widths=(8, 8, 8))
-    _cifar.init_whitening(net[0], images)
+    init_whitening(net[0], images)
     assert not net[0].weight.requires_grad
     with torch.no_grad():
         out = torch.nn.functional.conv2d(images, net[0].weight[:12])  # (N, 12, 31, 31)

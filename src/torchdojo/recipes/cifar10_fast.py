@@ -23,6 +23,7 @@ import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
 from torchdojo.data import ArrayDataset, Normalize
 from torchdojo.engine import Loaders, TensorLoader
 from torchdojo.models import ModelSpec
+from torchdojo.models.airbench import airbench, init_whitening
 from torchdojo.recipes import _cifar
 from torchdojo.recipes._api import Expected, Recipe
 from torchdojo.recipes._common import load_split_pair
@@ -50,8 +51,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
     normalize = Normalize(train.mean, train.std)
     kwargs = {"num_classes": len(train.classes), "widths": list(cfg.widths)}
-    model = _cifar.airbench(num_classes=len(train.classes), widths=cfg.widths)
-    _cifar.init_whitening(model.whiten, normalize(train.x[:5000]))
+    model = airbench(num_classes=len(train.classes), widths=cfg.widths)
+    init_whitening(model.whiten, normalize(train.x[:5000]))
     kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))  # airbench's batch-size-free LR unit
     groups = _cifar.param_groups(
         model,
