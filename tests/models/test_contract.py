@@ -26,16 +26,10 @@ BATCH = 2
 INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "mlp": (BATCH, 1, 28, 28),
     # MNIST-1D models read 40-sample signals
-    **{
-        name: (BATCH, 1, 40)
-        for name in (
-            "mnist1d-logistic",
-            "mnist1d-mlp",
-            "mnist1d-convbase",
-            "mnist1d-gru",
-            "mnist1d-resnet",
-        )
-    },
+    **dict.fromkeys(
+        ("mnist1d-logistic", "mnist1d-mlp", "mnist1d-convbase", "mnist1d-gru", "mnist1d-resnet"),
+        (BATCH, 1, 40),
+    ),
 }
 
 
