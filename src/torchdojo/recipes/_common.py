@@ -17,6 +17,12 @@ from torchdojo.models import ModelSpec
 from torchdojo.recipes._run import RunContext
 
 
+def accuracy(num_classes: int) -> MulticlassAccuracy:
+    """Plain accuracy (correct / total). torchmetrics' default is the macro average over
+    classes, which is a different number; every recipe reports this one as ``acc``."""
+    return MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+
+
 def load_split_pair(
     ctx: RunContext,
     dataset: str,
@@ -76,7 +82,7 @@ def fit_classifier(
     )
     num_classes = len(spec.classes)
     trainer = ctx.trainer(
-        metrics={"acc": MulticlassAccuracy(num_classes, validate_args=False)},
+        metrics={"acc": accuracy(num_classes)},
         epochs=epochs,
         seed=seed,
         monitor="val_acc",

@@ -12,13 +12,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from torchdojo.data import ArrayDataset, Normalize
 from torchdojo.engine import Loaders, TensorLoader
 from torchdojo.engine.optim import build_optimizer, build_scheduler
 from torchdojo.models import ModelSpec
-from torchdojo.recipes._common import plot_confusion
+from torchdojo.recipes._common import accuracy, plot_confusion
 from torchdojo.recipes._run import RunContext
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -119,7 +118,7 @@ def fit_with_transform(
     opt = build_optimizer("adam", model.parameters(), lr=lr, betas=(0.9, 0.99))
     sched = build_scheduler("onecycle", opt, total_steps=epochs * len(train_loader))
     trainer = ctx.trainer(
-        metrics={"acc": MulticlassAccuracy(len(train.classes), validate_args=False)},
+        metrics={"acc": accuracy(len(train.classes))},
         epochs=epochs,
         seed=seed,
         monitor="val_acc",

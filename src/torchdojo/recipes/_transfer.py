@@ -24,6 +24,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from torchdojo.engine import History, Loaders, StepOutput, Trainer
 from torchdojo.engine.optim import build_optimizer
+from torchdojo.recipes._common import accuracy
 from torchdojo.recipes._run import RunContext
 
 
@@ -176,7 +177,7 @@ def fine_tune(
     trainer = ctx.trainer(
         trainer_cls=FreezeTrainer,
         metrics={  # acc: share of images right; balanced_acc: mean of per-class recalls
-            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "acc": accuracy(num_classes),
             "balanced_acc": MulticlassAccuracy(num_classes, average="macro"),
         },
         epochs=frozen_epochs + unfrozen_epochs,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
 import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
 from torchdojo.data import ArrayDataset, Normalize
@@ -26,7 +25,7 @@ from torchdojo.models import ModelSpec
 from torchdojo.models.airbench import airbench, init_whitening
 from torchdojo.recipes import _cifar
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import load_split_pair
+from torchdojo.recipes._common import accuracy, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
@@ -68,7 +67,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     test_loader = TensorLoader(test.x, test.y, batch_size=2000, shuffle=False, transform=normalize)
     lookahead = _cifar.Lookahead()
     trainer = ctx.trainer(
-        metrics={"acc": MulticlassAccuracy(len(train.classes), validate_args=False)},
+        metrics={"acc": accuracy(len(train.classes))},
         callbacks=[lookahead], epochs=cfg.epochs, seed=cfg.seed, monitor="val_acc",
         channels_last=True, num_threads=cfg.threads, log_every=10,
     )  # fmt: skip

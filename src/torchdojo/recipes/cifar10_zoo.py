@@ -17,7 +17,6 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
 
 import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
 from torchdojo.data import ArrayDataset, Normalize
@@ -26,7 +25,7 @@ from torchdojo.models import ModelSpec, create_model
 from torchdojo.models.summary import count_flops, count_params
 from torchdojo.recipes import _cifar
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import load_split_pair
+from torchdojo.recipes._common import accuracy, load_split_pair
 from torchdojo.recipes._run import RunContext
 from torchdojo.utils.io import atomic_write_text
 
@@ -90,7 +89,7 @@ def train_one(
             num_threads=ctx.options.threads or cfg.threads, log_every=20,
         ),
         callbacks=[ProgressBar(ctx.console)] if ctx.options.progress else [],
-        metrics={"acc": MulticlassAccuracy(len(train.classes), validate_args=False)},
+        metrics={"acc": accuracy(len(train.classes))},
     )  # fmt: skip
     schedule = _cifar.TriangularSchedule(
         optimizer, total_steps=cfg.epochs * len(loader), clock=lambda: trainer.state.train_time,
