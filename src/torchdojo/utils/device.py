@@ -7,6 +7,7 @@ models and stalls when another process shares the machine, so small models get 1
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import torch
@@ -55,12 +56,31 @@ def pick_num_threads(step_flops: float, requested: int | None = None) -> int:
     return cpu_count()
 
 
-def other_load() -> float:
-    """Runnable processes besides this one, from the 1-minute load average (0 if unknown)."""
-    try:
-        return max(0.0, os.getloadavg()[0] - 1.0)
-    except OSError:  # pragma: no cover - platforms without a load average
+def other_load(window: float = 0.2) -> float:
+    """Cores kept busy by other processes right now, in core units (0.0 if unknown).
+
+    Sampled from ``/proc/stat`` over ``window`` seconds while this process sleeps, so it sees
+    current contention; the load average would still count a run that just finished.
+    """
+    before = _cpu_times()
+    if before is None:
         return 0.0
+    time.sleep(window)
+    after = _cpu_times()
+    if after is None:
+        return 0.0
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return 0.0 if total <= 0 else (1.0 - idle / total) * (os.cpu_count() or 1)
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(total, idle+iowait) jiffies of all CPUs from ``/proc/stat``; None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[3] + fields[4]
 
 
 def forward_flops(model: torch.nn.Module, example: Any) -> int:
