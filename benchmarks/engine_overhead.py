@@ -9,7 +9,7 @@ Rounds are interleaved and each figure is the median over rounds. Every variant 
 thread count. The last line reads ``trainer_vs_raw_ratio: <number>`` (time per sample of the
 Trainer over the raw tensor loop, median over rounds and models; <= 1.05 is the goal).
 
-    python benchmarks/engine_overhead.py [--rounds 5] [--samples 8192] [--epochs 2]
+    python benchmarks/engine_overhead.py [--rounds 5] [--samples 32768] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--samples", type=int, default=32768)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

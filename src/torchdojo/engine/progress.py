@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -27,10 +28,13 @@ class ProgressBar(Callback):
 
     Args:
         console: Where to draw (default: stderr).
+        min_interval: Seconds between redraws (a redraw costs milliseconds; steps may not).
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, *, min_interval: float = 0.5) -> None:
         self.console = console or Console(stderr=True)
+        self.min_interval = min_interval
+        self._last_draw = 0.0
         self._progress: Progress | None = None
         self._task: Any = None
         self._last_val = ""
@@ -48,6 +52,7 @@ class ProgressBar(Callback):
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
+            auto_refresh=False,  # no 10 Hz redraw thread competing with the loop for the GIL
         )
         self._progress.start()
 
@@ -61,13 +66,21 @@ class ProgressBar(Callback):
             completed=trainer.state.batch_in_epoch,
             stats=self._last_val,
         )
+        self._progress.refresh()
 
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         if self._progress is None or output.log is None:
             return
+        now = time.monotonic()
+        if now - self._last_draw < self.min_interval:
+            return
+        self._last_draw = now
         stats = f"loss {output.log['loss']:.4f}  {output.log['samples_per_s']:,.0f} samples/s"
         self._progress.update(
-            self._task, completed=trainer.state.batch_in_epoch, stats=f"{stats} {self._last_val}"
+            self._task,
+            completed=trainer.state.batch_in_epoch,
+            stats=f"{stats} {self._last_val}",
+            refresh=True,
         )
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
@@ -75,7 +88,7 @@ class ProgressBar(Callback):
             return
         val = {k: v for k, v in history.last().items() if k.startswith("val_")}
         self._last_val = "  ".join(f"{k} {v:.4f}" for k, v in val.items())
-        self._progress.update(self._task, stats=self._last_val)
+        self._progress.update(self._task, stats=self._last_val, refresh=True)
 
     def on_fit_end(self, trainer: Trainer, history: History) -> None:
         if self._progress is not None:

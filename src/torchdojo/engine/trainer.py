@@ -245,7 +245,7 @@ class Trainer:
             self._choose_threads(batch)
         with self._autocast():
             output = self.training_step(batch)
-        if cfg.nan_guard and self._check_finite_now() and not torch.isfinite(output.loss):
+        if cfg.nan_guard and self._check_finite_now() and not math.isfinite(float(output.loss)):
             raise self._diagnose_nonfinite(batch, output.loss)
         self._backward(output.loss / cfg.accumulate)
         self.state.batch_in_epoch += 1
@@ -580,7 +580,7 @@ class _LossMeter:
         self.started = time.perf_counter()
 
     def add(self, loss: Tensor, n: int) -> None:
-        self.total += loss.detach() * n
+        self.total.add_(loss.detach(), alpha=n)  # one fused op, no host sync
         self.count += n
 
     def merge(self, other: _LossMeter) -> None:
