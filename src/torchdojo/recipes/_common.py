@@ -13,7 +13,7 @@ from torchdojo.data import ArrayDataset, Normalize, create_dataset
 from torchdojo.engine import Loaders, TensorLoader
 from torchdojo.engine import distributed as dist
 from torchdojo.engine.optim import build_optimizer, build_scheduler
-from torchdojo.models import ModelSpec
+from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._run import RunContext
 
 
@@ -101,6 +101,22 @@ def fit_classifier(
         "train_loss": last["train_loss"],
         "train_time": last["train_time"],
     }
+
+
+def fit_registered(
+    ctx: RunContext,
+    name: str,
+    kwargs: dict[str, Any],
+    train: ArrayDataset,
+    test: ArrayDataset,
+    **fit_options: Any,
+) -> dict[str, float]:
+    """Build registered model ``name(**kwargs)``, describe it with a ModelSpec taken from
+    ``train`` (so predict/export can rebuild it), and :func:`fit_classifier` it."""
+    spec = ModelSpec(
+        name, kwargs, list(train.x.shape[1:]), list(train.mean), list(train.std), train.classes
+    )
+    return fit_classifier(ctx, create_model(name, **kwargs), spec, train, test, **fit_options)
 
 
 @torch.inference_mode()

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torchdojo.data.mnist1d  # noqa: F401  (registers mnist1d, mnist1d-tiny)
-from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_classifier, load_split_pair
+from torchdojo.recipes._common import fit_registered, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
@@ -33,12 +31,10 @@ class Config:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset)
     kwargs = {"width": cfg.width, "num_classes": len(train.classes)}
-    spec = ModelSpec("mnist1d-resnet", kwargs, [1, 40], [], [], train.classes)
-    model = create_model("mnist1d-resnet", **kwargs)
-    return fit_classifier(
+    return fit_registered(
         ctx,
-        model,
-        spec,
+        "mnist1d-resnet",
+        kwargs,
         train,
         test,
         epochs=cfg.epochs,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import auto_epochs, fit_classifier, load_split_pair
+from torchdojo.recipes._common import auto_epochs, fit_registered, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
@@ -31,14 +30,11 @@ class Config:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
     kwargs = {"in_channels": 1, "num_classes": len(train.classes), "width": cfg.width}
-    shape = list(train.x.shape[1:])
-    spec = ModelSpec("mnist-cnn", kwargs, shape, list(train.mean), list(train.std), train.classes)
-    model = create_model("mnist-cnn", **kwargs)
     epochs = auto_epochs(cfg.epochs, len(train), cfg.batch_size)
-    return fit_classifier(
+    return fit_registered(
         ctx,
-        model,
-        spec,
+        "mnist-cnn",
+        kwargs,
         train,
         test,
         epochs=epochs,

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_classifier, load_split_pair
+from torchdojo.recipes._common import fit_registered, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
@@ -28,20 +27,17 @@ class Config:
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
-    c, h, w = train.x.shape[1:]
     kwargs = {
-        "in_features": c * h * w,
+        "in_features": train.x[0].numel(),
         "num_classes": len(train.classes),
         "width": cfg.width,
         "depth": cfg.depth,
         "dropout": cfg.dropout,
     }
-    spec = ModelSpec("mlp", kwargs, [c, h, w], list(train.mean), list(train.std), train.classes)
-    model = create_model("mlp", **kwargs)
-    return fit_classifier(
+    return fit_registered(
         ctx,
-        model,
-        spec,
+        "mlp",
+        kwargs,
         train,
         test,
         epochs=cfg.epochs,
