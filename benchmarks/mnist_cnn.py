@@ -24,16 +24,20 @@ def main() -> None:
     accs, times = [], []
     with tempfile.TemporaryDirectory() as out:
         for seed in range(args.repeats):
-            options = RunOptions(out=out, progress=False, data_dir=args.data_dir,
-                                 overrides=(f"seed={seed}",))
+            options = RunOptions(
+                out=out, progress=False, data_dir=args.data_dir, overrides=(f"seed={seed}",)
+            )
             result = run_recipe("mnist-cnn", options)
             if not result.data_source.startswith("real MNIST"):
                 raise SystemExit(f"needs the real MNIST, got: {result.data_source}")
             acc, train_time = result.metrics["test_acc"], result.metrics["train_time"]
             accs.append(acc)
             times.append(train_time)
-            print(f"seed {seed}: test_acc {acc:.4f}  train_time {train_time:.1f} s  "
-                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"seed {seed}: test_acc {acc:.4f}  train_time {train_time:.1f} s  "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     print(f"median test_acc: {statistics.median(accs):.4f} (min {min(accs):.4f})")
     print(f"median train_time_s: {statistics.median(times):.1f}")
 

@@ -25,10 +25,14 @@ CASES = {  # recipe -> overrides that keep one run around 5-20 s
 
 
 def samples_per_s(recipe: str, overrides: tuple[str, ...], threads: int | None, out: str) -> float:
-    result = run_recipe(recipe, RunOptions(out=out, progress=False, threads=threads,
-                                           overrides=overrides))
-    rows = [line for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
-            if '"train"' in line]
+    result = run_recipe(
+        recipe, RunOptions(out=out, progress=False, threads=threads, overrides=overrides)
+    )
+    rows = [
+        line
+        for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+        if '"train"' in line
+    ]
     import json
 
     rates = [json.loads(r)["samples_per_s"] for r in rows]
@@ -50,9 +54,12 @@ def main() -> None:
             med = {k: statistics.median(v) for k, v in rates.items()}
             ratio = med["default"] / max(med["1"], med["2"])
             ratios.append(ratio)
-            print(f"{recipe:20s} 1 thread {med['1']:9,.0f}  2 threads {med['2']:9,.0f}  "
-                  f"default {med['default']:9,.0f} samples/s  default/best {ratio:.3f}  "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"{recipe:20s} 1 thread {med['1']:9,.0f}  2 threads {med['2']:9,.0f}  "
+                f"default {med['default']:9,.0f} samples/s  default/best {ratio:.3f}  "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     print(f"min_default_vs_best_ratio: {min(ratios):.3f}")
 
 

@@ -222,6 +222,10 @@ class Trainer:
         window = _LossMeter(self.device)
         tick = time.perf_counter()
         for batch in loader:
+            if not self._threads_chosen:  # once, before the clock starts: it is set-up time
+                self._choose_threads(self._to_device(batch))
+                tick = time.perf_counter()
+                window.reset()
             output = self._optimizer_step(batch)
             window.add(output.loss, output.batch_size)
             now = time.perf_counter()
@@ -241,11 +245,13 @@ class Trainer:
     def _optimizer_step(self, batch: Any) -> StepOutput:
         cfg = self.config
         batch = self._to_device(batch)
-        if not self._threads_chosen:
-            self._choose_threads(batch)
         with self._autocast():
             output = self.training_step(batch)
-        if cfg.nan_guard and self._check_finite_now() and not math.isfinite(float(output.loss)):
+        if (
+            cfg.nan_guard
+            and self._check_finite_now()
+            and not math.isfinite(float(output.loss.detach()))
+        ):
             raise self._diagnose_nonfinite(batch, output.loss)
         self._backward(output.loss / cfg.accumulate)
         self.state.batch_in_epoch += 1
@@ -463,7 +469,8 @@ class Trainer:
             self.env.update(num_threads=self.state.num_threads)
             return
         try:
-            flops: float = 3 * forward_flops(self.unwrapped_model, batch[0])  # forward + backward
+            x = batch[0]  # count one sample (cheap), scale to the batch; x 3 for the backward
+            flops: float = 3 * len(x) * forward_flops(self.unwrapped_model, x[:1])
         except Exception:  # noqa: BLE001 - custom batches: fall back to all cores
             flops = float("inf")
         threads = pick_num_threads(flops)

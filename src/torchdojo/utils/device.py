@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-SMALL_STEP_FLOPS = 1e9  # ~5-10 ms of work on one core here: below it, a second thread loses
+SMALL_STEP_FLOPS = 5e7  # ~0.5 ms of work on one core: below it, a second thread loses
 
 
 def choose_device(name: str = "auto") -> torch.device:
@@ -56,21 +56,33 @@ def pick_num_threads(step_flops: float, requested: int | None = None) -> int:
     return cpu_count()
 
 
-def other_load(window: float = 0.2) -> float:
+def other_load(window: float = 0.1) -> float:
     """Cores kept busy by other processes right now, in core units (0.0 if unknown).
 
-    Sampled from ``/proc/stat`` over ``window`` seconds while this process sleeps, so it sees
-    current contention; the load average would still count a run that just finished.
+    Sampled from ``/proc/stat`` over ``window`` seconds, minus this process's own CPU time
+    (its OpenMP workers spin for a while after a parallel region), so it sees current
+    contention; the load average would still count a run that just finished.
     """
-    before = _cpu_times()
-    if before is None:
+    before, own_before = _cpu_times(), _own_cpu_time()
+    if before is None or own_before is None:
         return 0.0
     time.sleep(window)
-    after = _cpu_times()
-    if after is None:
+    after, own_after = _cpu_times(), _own_cpu_time()
+    if after is None or own_after is None:
         return 0.0
     total, idle = after[0] - before[0], after[1] - before[1]
-    return 0.0 if total <= 0 else (1.0 - idle / total) * (os.cpu_count() or 1)
+    others = (total - idle) - (own_after - own_before)
+    return 0.0 if total <= 0 else max(0.0, others / total) * (os.cpu_count() or 1)
+
+
+def _own_cpu_time() -> int | None:
+    """User + system jiffies of this process, all threads, from ``/proc/self/stat``."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the man page)
 
 
 def _cpu_times() -> tuple[int, int] | None:
