@@ -144,7 +144,15 @@ class RunContext:
 def run(name: str, options: RunOptions) -> RunResult:
     """Run recipe ``name`` with ``options`` (see :class:`RunOptions`)."""
     recipe = get_recipe(name)
-    dist.init_distributed()
+    owns_group = not dist.is_initialized() and dist.init_distributed()
+    try:
+        return _run(recipe, options)
+    finally:
+        if owns_group:  # left to interpreter exit, gloo's threads can abort the process
+            dist.destroy_distributed()
+
+
+def _run(recipe: Recipe, options: RunOptions) -> RunResult:
     config = _resolve_config(recipe, options)
     run_dir = _make_run_dir(recipe, options)
     ctx = RunContext(recipe, options, run_dir)
@@ -204,16 +212,17 @@ def _read_config(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
 def _make_run_dir(recipe: Recipe, options: RunOptions) -> Path:
     if options.resume:
         return Path(options.resume)
-    name = [time.strftime("%Y%m%d-%H%M%S")]
-    if dist.is_initialized():  # every rank must agree on the folder
-        torch.distributed.broadcast_object_list(name, src=0)
-    base = Path(options.out) / recipe.name / name[0]
-    run_dir, n = base, 1
-    while dist.is_main_process() and run_dir.exists():
-        run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
+    chosen = [""]
     if dist.is_main_process():
+        base = Path(options.out) / recipe.name / time.strftime("%Y%m%d-%H%M%S")
+        run_dir, n = base, 1
+        while run_dir.exists():
+            run_dir, n = base.with_name(f"{base.name}-{n}"), n + 1
         run_dir.mkdir(parents=True)
-    return run_dir
+        chosen[0] = str(run_dir)
+    if dist.is_initialized():  # every rank must agree on the folder rank 0 made
+        torch.distributed.broadcast_object_list(chosen, src=0)
+    return Path(chosen[0])
 
 
 def _write_config(run_dir: Path, recipe: Recipe, config: Any, options: RunOptions) -> None:
