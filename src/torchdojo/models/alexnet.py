@@ -3,7 +3,7 @@
 The ImageNet original opens with an 11x11 stride-4 conv for 224x224 inputs; on 32x32 images
 that would leave almost nothing, so this variant uses 3x3 convs and three 2x2 poolings
 (32 -> 16 -> 8 -> 4) while keeping the 5-conv + 3-linear shape, ReLU and dropout.
-Taught in lessons/06_modern_cnns.py.
+Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torchdojo.models.registry import register_model
 class AlexNet(nn.Module):
     """Five convs (64-192-384-256-256) and a dropout MLP head.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input image.

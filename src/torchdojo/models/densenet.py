@@ -3,7 +3,7 @@
 Each layer of a dense block sees the concatenation of every earlier layer's output; transition
 layers (1x1 conv + 2x2 average pool) halve the channels and the resolution between blocks.
 This follows d2l's small model (4 blocks of 4 layers, growth rate 32) with a 3x3 stem for
-32x32 inputs. Taught in lessons/06_modern_cnns.py.
+32x32 inputs. Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def bn_relu_conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Se
 class DenseLayer(nn.Module):
     """BN-ReLU-conv3x3 producing ``growth_rate`` new channels, appended to its input.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input (everything produced so far in the block).
@@ -56,7 +56,7 @@ def transition(in_channels: int, out_channels: int) -> nn.Sequential:
 class DenseNet(nn.Module):
     """Stem, dense blocks separated by transitions, BN-ReLU, global pool, linear head.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         block_layers: Number of dense layers in each block.

@@ -4,7 +4,7 @@ https://arxiv.org/abs/1409.4842; d2l chapter 8.4).
 The Inception block runs 1x1, 3x3, 5x5 convs and a pooled branch side by side and
 concatenates them on channels. The nine blocks keep the paper's channel table; the stem is
 two 3x3 convs and one pool (32 -> 16) instead of the 224x224 stem, and convs carry batch norm
-as in Inception v2 and torchvision. Taught in lessons/06_modern_cnns.py.
+as in Inception v2 and torchvision. Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torchdojo.nn import ConvBnAct
 class Inception(nn.Module):
     """Four parallel branches concatenated on channels: ``c1 + c3[1] + c5[1] + pool_proj``.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input.
@@ -49,7 +49,7 @@ class Inception(nn.Module):
 class GoogLeNet(nn.Module):
     """Stem, Inception 3a-3b, pool, 4a-4e, pool, 5a-5b, global pool, dropout, linear.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input image.

@@ -2,7 +2,7 @@
 
 Inverted residual blocks (1x1 expand, 3x3 depthwise, linear 1x1 projection) keep the cost low.
 For 32x32 inputs the stem and the second stage use stride 1 instead of 2 (the common CIFAR
-change), so the feature map is 4x4 at the end instead of 1x1. Taught in lessons/06_modern_cnns.py.
+change), so the feature map is 4x4 at the end instead of 1x1. Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 class MobileNetV2(nn.Module):
     """Stem, seven stages of inverted residuals, a 1x1 conv to 1280, pool, dropout, linear.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input image.

@@ -2,7 +2,7 @@
 
 Each NiN block is a conv followed by two 1x1 convs (a per-pixel MLP); the last block outputs
 one channel per class and global average pooling replaces the fully connected head.
-d2l chapter 8.3. Taught in lessons/06_modern_cnns.py.
+d2l chapter 8.3. Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torchdojo.models.registry import register_model
 class NiNBlock(nn.Sequential):
     """A ``k x k`` conv then two 1x1 convs, each followed by ReLU.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input.
@@ -37,7 +37,7 @@ class NiNBlock(nn.Sequential):
 class NiN(nn.Module):
     """Three NiN blocks with pooling, then a class-channel block and global average pooling.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input image.

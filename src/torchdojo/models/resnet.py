@@ -2,7 +2,7 @@
 
 ``stem="cifar"`` opens with one 3x3 conv and no pooling, the usual choice for 32x32 images
 (the 7x7 stride-2 conv + max-pool of ``stem="imagenet"`` would shrink 32x32 to 8x8 at once).
-Taught in lessons/07_resnet.py. Recipes: cifar10_resnet.
+Taught in lessons/12_cnn_zoo.py. Recipes: cifar10_resnet.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def make_stage(in_channels: int, out_channels: int, blocks: int, stride: int) ->
 class ResNet(nn.Module):
     """Stem, four stages of basic blocks (64-128-256-512), global pool, linear head.
 
-    Taught in lessons/07_resnet.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         layers: Number of blocks in each of the four stages.

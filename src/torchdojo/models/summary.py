@@ -2,7 +2,7 @@
 
 FLOPs are counted by running the model once under ``torch.utils.flop_counter.FlopCounterMode``;
 one multiply-add counts as 2 FLOPs (so a "MACs" figure from other tools is half of it), and only
-matmuls and convolutions are counted. Taught in lessons/06_modern_cnns.py.
+matmuls and convolutions are counted. Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations

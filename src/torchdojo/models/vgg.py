@@ -2,7 +2,7 @@
 
 A VGG is a list of 3x3 conv widths with "M" (2x2 max-pool) between stages; five pools take a
 32x32 image to 1x1, so the head is a single linear layer on 512 features (the usual CIFAR
-variant, instead of the 4096-wide MLP for 224x224). Taught in lessons/06_modern_cnns.py.
+variant, instead of the 4096-wide MLP for 224x224). Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def make_vgg_features(layout: tuple[int | str, ...], in_channels: int) -> nn.Seq
 class VGG(nn.Module):
     """VGG features (conv-BN-ReLU stacks), global pooling and a dropout + linear head.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         layout: Conv widths and ``"M"`` pools, e.g. :data:`VGG11`.

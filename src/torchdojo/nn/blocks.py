@@ -1,6 +1,6 @@
 """Convolution building blocks shared by the CNN zoo: conv-BN-activation and a residual wrapper.
 
-Taught in lessons/06_modern_cnns.py.
+Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from torch import Tensor, nn
 class ConvBnAct(nn.Sequential):
     """A ``k x k`` convolution (no bias), batch norm, then an activation; "same" padding.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input.
@@ -52,7 +52,7 @@ _INPLACE: frozenset[type[nn.Module]] = frozenset({nn.ReLU, nn.ReLU6, nn.SiLU, nn
 class Residual(nn.Module):
     """Add a module's input to its output: ``x + fn(x)`` (the fn must keep the shape).
 
-    Taught in lessons/07_resnet.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         fn: The residual branch.

@@ -1,7 +1,7 @@
 """Residual blocks: ResNet's ``BasicBlock`` and MobileNetV2's ``InvertedResidual``.
 
 He et al., 2015 (https://arxiv.org/abs/1512.03385); Sandler et al., 2018
-(https://arxiv.org/abs/1801.04381). Taught in lessons/07_resnet.py.
+(https://arxiv.org/abs/1801.04381). Taught in lessons/12_cnn_zoo.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torchdojo.nn.blocks import ConvBnAct, Residual
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers plus a shortcut; the ResNet-18/34 unit.
 
-    Taught in lessons/07_resnet.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input.
@@ -53,7 +53,7 @@ class InvertedResidual(nn.Sequential):
     activation because ReLU on a narrow layer destroys information (paper, section 3.2).
     Wrap it with :class:`Residual` via :func:`inverted_residual` to get the skip connection.
 
-    Taught in lessons/06_modern_cnns.py.
+    Taught in lessons/12_cnn_zoo.py.
 
     Args:
         in_channels: Channels of the input.

@@ -119,6 +119,22 @@ def fit_registered(
     return fit_classifier(ctx, create_model(name, **kwargs), spec, train, test, **fit_options)
 
 
+def fit_mlp(ctx: RunContext, cfg: Any, train: ArrayDataset, test: ArrayDataset) -> dict[str, float]:
+    """The MLP recipes' model and fit; ``cfg`` has width, depth, dropout, epochs, batch_size, lr
+    and seed (mnist-mlp, digits-mlp)."""
+    kwargs = {
+        "in_features": train.x[0].numel(),
+        "num_classes": len(train.classes),
+        "width": cfg.width,
+        "depth": cfg.depth,
+        "dropout": cfg.dropout,
+    }
+    return fit_registered(
+        ctx, "mlp", kwargs, train, test,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+    )  # fmt: skip
+
+
 @torch.inference_mode()
 def predict_all(model: nn.Module, loader: TensorLoader) -> tuple[Tensor, Tensor]:
     """Predicted and true labels over ``loader``."""

@@ -113,5 +113,5 @@ RECIPE = Recipe(
             measured_by="torchdojo run cifar10-fast --time-budget 1800",
         )
     },
-    lesson="recipes/cifar10_fast.py",
+    lesson="lessons/07_training_stability.py",
 )

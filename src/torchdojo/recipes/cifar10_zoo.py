@@ -169,5 +169,5 @@ RECIPE = Recipe(
             measured_by="torchdojo run cifar10-zoo --time-budget 600 --set max_test_samples=2000",
         )
     },
-    lesson="recipes/cifar10_zoo.py",
+    lesson="lessons/12_cnn_zoo.py",
 )

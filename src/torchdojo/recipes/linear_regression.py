@@ -1,7 +1,7 @@
 """Linear regression by gradient descent written by hand, next to nn.Linear + SGD: same answer.
 
 Seeds: 001 ch3-5 (gradient descent, linear regression), 002 §1 (least squares), 004 ch5-6.
-Lesson: lessons/04_regression.py. The data are synthetic with known weights, so the recipe
+Lesson: lessons/04_regression_classification.py. The data are synthetic with known weights, so the recipe
 checks three answers against each other: the closed-form least squares, a hand-written
 gradient-descent loop (gradients from the formula, no autograd), and the engine's Trainer
 with ``nn.Linear`` + SGD.
@@ -105,5 +105,5 @@ RECIPE = Recipe(
             1e-3, data="synthetic", mode="min", measured_by="torchdojo run linear-regression"
         ),
     },
-    lesson="lessons/04_regression.py",
+    lesson="lessons/04_regression_classification.py",
 )

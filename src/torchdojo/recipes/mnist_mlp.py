@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_registered, load_split_pair
+from torchdojo.recipes._common import fit_mlp, load_split_pair
 from torchdojo.recipes._run import RunContext
 
 
@@ -27,24 +27,7 @@ class Config:
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
-    kwargs = {
-        "in_features": train.x[0].numel(),
-        "num_classes": len(train.classes),
-        "width": cfg.width,
-        "depth": cfg.depth,
-        "dropout": cfg.dropout,
-    }
-    return fit_registered(
-        ctx,
-        "mlp",
-        kwargs,
-        train,
-        test,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-    )
+    return fit_mlp(ctx, cfg, train, test)
 
 
 RECIPE = Recipe(
