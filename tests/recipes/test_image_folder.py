@@ -19,6 +19,7 @@ from torchdojo.engine import Callback, History, Loaders, TensorLoader, Trainer, 
 from torchdojo.models import load_bundle
 from torchdojo.models.hub import tv_weights_path
 from torchdojo.recipes import ConfigError, RunOptions, run_recipe
+from torchdojo.recipes._export import parity_inputs
 from torchdojo.recipes._transfer import (
     BalancedSampler,
     FreezeTrainer,
@@ -84,6 +85,20 @@ def test_corrupt_and_truncated_files_are_skipped_and_listed(tmp_path: Path) -> N
     assert reasons["broken_0.jpg"].startswith("not an image")
     assert reasons["truncated.png"].startswith(("truncated", "corrupt"))  # failed at load time
     assert math.isfinite(result.metrics["val_loss"])  # type: ignore[attr-defined]
+
+
+def test_export_checks_parity_on_the_folders_readable_images(tmp_path: Path) -> None:
+    folder = _corrupt_folder(tmp_path / "photos", bad=1)
+    (folder / "train" / "circles" / "empty.png").write_bytes(b"")
+    result = _run(tmp_path, f"data={folder}", "max_bad_fraction=0.2")
+    inputs, source = parity_inputs(result.run_dir, load_bundle(result.run_dir)[1])  # type: ignore[attr-defined]
+    assert inputs is not None and source == f"16 images from {folder}"
+    assert inputs.shape == (16, 3, 64, 64) and torch.isfinite(inputs).all()
+    reasons = {
+        Path(b["path"]).name: b["reason"]
+        for b in json.loads((result.run_dir / "bad_files.json").read_text())
+    }  # type: ignore[attr-defined]
+    assert reasons["empty.png"] == "zero-byte file"
 
 
 def test_balanced_sampler_evens_classes_and_replays_an_epoch() -> None:

@@ -144,9 +144,12 @@ def check_image_header(path: Path) -> str | None:
     return None
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short, stable reason for a Pillow failure: ``not an image``, ``truncated`` or ``corrupt``."""
+def describe_error(exc: BaseException, path: Path | None = None) -> str:
+    """A short, stable reason for a Pillow failure: ``zero-byte file`` (when ``path`` is given
+    and empty), ``not an image``, ``truncated``, ``missing`` or ``corrupt``."""
     message = str(exc) or type(exc).__name__
+    if path is not None and path.is_file() and path.stat().st_size == 0:
+        return "zero-byte file"
     if isinstance(exc, UnidentifiedImageError):
         return f"not an image: {message}"
     if "truncated" in message.lower():
@@ -262,7 +265,7 @@ class ImageFolderDataset(Dataset[tuple[Any, int]]):
                 image = load_image_rgb(path)
             except Exception as exc:  # any decode failure: record it, serve another sample
                 self._failed.add(i)
-                self.bad_files.append(BadFile(str(path), describe_error(exc)))
+                self.bad_files.append(BadFile(str(path), describe_error(exc, Path(path))))
                 logger.warning("skipping unreadable image %s: %s", path, exc)
                 continue
             return (self.transform(image) if self.transform else image), label
@@ -297,7 +300,7 @@ class ImageFolderData:
         seed: int = 0,
         augment: Augment = "trivial",
         random_erasing: float = 0.0,
-        max_bad_fraction: float = 0.05,
+        max_bad_fraction: float | None = 0.05,
         check_files: bool = True,
         train_transform: Transform | None = None,
         eval_transform: Transform | None = None,
@@ -311,7 +314,8 @@ class ImageFolderData:
             seed: Seed of that split.
             augment: Policy of the default train transform (see ``train_transforms``).
             random_erasing: RandomErasing probability of the default train transform.
-            max_bad_fraction: Largest tolerated share of unreadable image files.
+            max_bad_fraction: Largest tolerated share of unreadable image files; None: no
+                check here (call :meth:`check_bad_fraction` yourself).
             check_files: Header-check every file up front.
             train_transform: Replaces the default train transform.
             eval_transform: Replaces the default eval transform (val and test).
@@ -339,7 +343,8 @@ class ImageFolderData:
             val=build(val_samples, eval_tf),
             test=build(test, eval_tf) if test else None,
         )
-        data.check_bad_fraction(max_bad_fraction)
+        if max_bad_fraction is not None:
+            data.check_bad_fraction(max_bad_fraction)
         return data
 
     @property

@@ -21,6 +21,7 @@ from torchdojo.data import Normalize, create_dataset
 from torchdojo.export import ExportResult, export_model
 from torchdojo.models import ModelSpec, load_bundle
 from torchdojo.recipes._predict import image_files, image_transform
+from torchdojo.utils import data_root
 
 log = logging.getLogger(__name__)
 PARITY_IMAGES = 16
@@ -72,14 +73,28 @@ def parity_inputs(run_dir: Path, spec: ModelSpec) -> tuple[Tensor | None, str]:
             x = Normalize(tuple(spec.mean), tuple(spec.std))(test.x[:PARITY_IMAGES])
             if list(x.shape[1:]) == spec.input_shape:
                 return x, f"{len(x)} images of {test.source}"
-        folder = Path(str(config.get("data", "")))
+        data = str(config.get("data", ""))
+        # image-folder's default ("") is hymenoptera_data under the data root
+        folder = Path(data) if data else data_root(options.get("data_dir")) / "hymenoptera_data"
         if folder.is_dir():
-            transform = image_transform(spec)
-            from torchdojo.data.transforms import load_image_rgb
-
-            files = image_files(folder)[:PARITY_IMAGES]
-            x = torch.stack([transform(load_image_rgb(f)) for f in files])
-            return x, f"{len(x)} images from {folder}"
+            images = _readable_images(folder, spec)
+            if images is not None:
+                return images, f"{len(images)} images from {folder}"
     except (OSError, ValueError, KeyError) as err:
         log.warning("no real parity inputs (%s); using random ones", err)
     return None, "random inputs (the run's data was not found)"
+
+
+def _readable_images(folder: Path, spec: ModelSpec) -> Tensor | None:
+    """The first ``PARITY_IMAGES`` images of ``folder`` that decode, preprocessed for ``spec``."""
+    from torchdojo.data.transforms import load_image_rgb
+
+    transform, images = image_transform(spec), []
+    for path in image_files(folder):
+        try:
+            images.append(transform(load_image_rgb(path)))
+        except (OSError, ValueError) as err:  # a broken file: the folder's other images serve
+            log.warning("parity inputs: skipping %s (%s)", path, err)
+        if len(images) == PARITY_IMAGES:
+            break
+    return torch.stack(images) if images else None

@@ -109,7 +109,7 @@ def predict(
         try:
             batch.append((file, transform(load_image_rgb(file))))
         except Exception as exc:  # any decode failure: report it, go on with the rest
-            result.bad_files.append(BadFile(str(file), describe_error(exc)))
+            result.bad_files.append(BadFile(str(file), describe_error(exc, file)))
         if len(batch) == batch_size:
             result.predictions += _predict_batch(model, batch, spec.classes, k)
             batch = []
