@@ -26,31 +26,17 @@
 # 000 ch2, 001 ch2.
 
 # %%
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
 
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from torchdojo.utils import choose_device, seed_everything
+from torchdojo.utils import choose_device
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "01_tensors"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("01_tensors")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 # %% [markdown]

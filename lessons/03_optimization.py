@@ -27,31 +27,16 @@
 # 004 ch5.
 
 # %%
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
 
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from torchdojo.utils import seed_everything
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "03_optimization"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
+LESSON = start_lesson("03_optimization")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 torch.set_default_dtype(torch.float64)  # exact comparisons with the closed form
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
 
 
 # %% [markdown]

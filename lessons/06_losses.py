@@ -20,38 +20,27 @@
 # - cross-entropy for many classes: why `CrossEntropyLoss` takes *logits* (it applies
 #   log-softmax itself), and what goes wrong when you feed it probabilities;
 # - soft targets and label smoothing;
-# - how BCE punishes confident mistakes far more than MSE.
+# - how BCE punishes confident mistakes far more than MSE;
+# - losses for imbalance and overlap: focal loss (easy examples count less) and Dice loss
+#   (overlap of masks), from `torchdojo.nn`.
 #
-# Seeds: 002 §3 "loss functions", 001 ch6-7 (PyTorch's multi-class loss "policy"), 000 ch3.
+# Seeds: 002 §3 "loss functions", 001 ch6-7 (PyTorch's multi-class loss "policy"), 000 ch3;
+# Lin et al. 2017 (focal loss), Milletari et al. 2016 (Dice loss).
 
 # %%
 import math
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.ops import sigmoid_focal_loss
 
-from torchdojo.utils import seed_everything
+from torchdojo.nn import DiceLoss, FocalLoss, dice_loss, focal_loss
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "06_losses"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("06_losses")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 # %% [markdown]
@@ -179,4 +168,83 @@ ax.set_xlabel("predicted probability of the true class")
 ax.set_ylabel("loss")
 ax.legend()
 save(fig, "bce_vs_mse.png")
+
+# %% [markdown]
+# ## 6. Losses for imbalance and overlap: focal and Dice
+#
+# When easy background examples outnumber the hard ones a hundred to one, cross-entropy is
+# a sum of many small losses that drowns the few large ones. The **focal loss** multiplies
+# cross-entropy by (1 − p_t)^γ, where p_t is the probability given to the true class: an easy
+# example (p_t near 1) is scaled almost to 0, a hard one barely changes. γ = 0 is plain
+# cross-entropy. The binary form (float targets, sigmoid) is torchvision's
+# `sigmoid_focal_loss`.
+
+# %%
+assert torch.isclose(focal_loss(logits, labels, gamma=0.0), ce_lib)
+assert torch.isclose(FocalLoss(gamma=0.0)(logits, labels), ce_lib)
+
+# Two examples, true class 0: easy (p_t = 0.9, logits [ln 9, 0]) and hard (p_t = 0.1).
+pair = torch.tensor([[math.log(9), 0.0], [-math.log(9), 0.0]])
+ce_pair = F.cross_entropy(pair, torch.tensor([0, 0]), reduction="none")
+fl_pair = focal_loss(pair, torch.tensor([0, 0]), gamma=2.0, reduction="none")
+assert torch.allclose(ce_pair, torch.tensor([-math.log(0.9), -math.log(0.1)]))
+assert torch.allclose(fl_pair, torch.tensor([0.1**2, 0.9**2]) * ce_pair)  # (1 - p_t)^2 CE
+ce_ratio, fl_ratio = (ce_pair[1] / ce_pair[0]).item(), (fl_pair[1] / fl_pair[0]).item()
+print(f"hard / easy loss: cross-entropy {ce_ratio:.1f}, focal (gamma=2) {fl_ratio:.0f}")
+assert math.isclose(fl_ratio, ce_ratio * 0.81 / 0.01, rel_tol=1e-4)  # 81x more contrast
+
+# 1,000 easy negatives (p = 0.1 for a label 0) against 10 hard positives (p = 0.1, label 1).
+z_imb = torch.full((1010,), -math.log(9))  # sigmoid = 0.1 everywhere
+t_imb = torch.cat([torch.zeros(1000), torch.ones(10)])
+for name, per_example in [
+    ("BCE", F.binary_cross_entropy_with_logits(z_imb, t_imb, reduction="none")),
+    ("focal", focal_loss(z_imb, t_imb, gamma=2.0, reduction="none")),
+]:
+    easy, hard = per_example[:1000].sum().item(), per_example[1000:].sum().item()
+    print(f"{name:5s}: easy negatives add {easy:7.2f}, hard positives {hard:6.2f}")
+    assert (easy > 4 * hard) if name == "BCE" else (hard > 15 * easy)
+assert torch.isclose(
+    focal_loss(z_imb, t_imb, gamma=2.0, alpha=0.25, reduction="sum"),
+    sigmoid_focal_loss(z_imb, t_imb, alpha=0.25, gamma=2.0, reduction="sum"),
+)
+
+# %% [markdown]
+# **Dice loss** compares a predicted mask with the true one by overlap:
+# Dice = 2·|A ∩ B| / (|A| + |B|), with soft probabilities in place of 0/1 (the same number
+# as the F1 score, and 2·IoU / (1 + IoU)). The loss is 1 − Dice; `smooth` is added to top
+# and bottom so that an empty mask predicted empty scores 1, not 0/0. Below, the true mask is
+# the 2×2 top-left square, the prediction a 2×2 square one column to the right: they share
+# 2 of their pixels.
+
+# %%
+truth = torch.zeros(1, 1, 4, 4)  # (B, C, H, W) binary mask
+truth[..., 0:2, 0:2] = 1
+guess = torch.zeros(1, 1, 4, 4)
+guess[..., 0:2, 1:3] = 1
+confident = torch.where(guess > 0, 20.0, -20.0)  # logits: sigmoid is 1 or 0 (to 1e-9)
+overlap, iou = 2, 2 / 6  # |A ∩ B| = 2, |A ∪ B| = 6
+dice_hand = 2 * overlap / (4 + 4)  # 0.5
+precision = recall = overlap / 4
+assert math.isclose(dice_hand, 2 * iou / (1 + iou))
+assert math.isclose(dice_hand, 2 * precision * recall / (precision + recall))  # F1
+assert torch.isclose(dice_loss(confident, truth, smooth=0.0), torch.tensor(1 - dice_hand))
+assert torch.isclose(dice_loss(confident, truth), torch.tensor(1 - (2 * 2 + 1) / (8 + 1)))
+assert torch.isclose(DiceLoss(smooth=0.0)(confident, truth), torch.tensor(0.5))
+empty = torch.zeros(1, 1, 4, 4)
+assert dice_loss(torch.full_like(empty, -20.0), empty).item() < 1e-6  # smooth: 1/1, not 0/0
+# Soft predictions: p = 0.75 on the guessed square, 0.25 elsewhere (logits ±ln 3).
+soft = torch.where(guess > 0, math.log(3), -math.log(3))
+p_soft = 0.75 * guess + 0.25 * (1 - guess)
+dice_soft = 2 * (p_soft * truth).sum() / (p_soft.sum() + truth.sum())
+assert torch.isclose(dice_soft, torch.tensor(2 * (2 * 0.75 + 2 * 0.25) / (6 + 4)))  # 0.4
+assert torch.isclose(dice_loss(soft, truth, smooth=0.0), 1 - dice_soft)
+
+# A 4×4 object in a 64×64 image, predicted "all background": BCE looks fine, Dice does not.
+obj = torch.zeros(1, 1, 64, 64)
+obj[..., 30:34, 30:34] = 1
+missed = torch.full_like(obj, -5.0)
+bce_missed = F.binary_cross_entropy_with_logits(missed, obj).item()
+dice_missed = dice_loss(missed, obj).item()
+print(f"object missed entirely: BCE {bce_missed:.3f}, Dice loss {dice_missed:.3f}")
+assert bce_missed < 0.05 and dice_missed > 0.95
 print("lesson 06 done")

@@ -26,32 +26,17 @@
 # Recipe: `deep-mlp-init`. Seeds: 002 §4 (all five notebooks), 000 ch5-6.
 
 # %%
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
 
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchdojo.utils import seed_everything
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "07_training_stability"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("07_training_stability")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 # %% [markdown]

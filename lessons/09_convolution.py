@@ -26,14 +26,8 @@
 # Seeds: 002 §5 (image processing and CNNs, classic CNNs), 001 ch9, 004 ch8, 000 ch7.
 
 # %%
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
 
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
@@ -43,19 +37,10 @@ import torchvision
 from sklearn.datasets import load_digits, load_sample_image
 from torch import Tensor, nn
 
-from torchdojo.utils import seed_everything
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "09_convolution"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("09_convolution")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 # %% [markdown]

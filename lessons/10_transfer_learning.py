@@ -34,17 +34,11 @@
 
 # %%
 import json
-import os
 import shutil
-import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
@@ -66,20 +60,11 @@ from torchdojo.recipes._transfer import (
     two_phase_schedule,
     write_shapes_folder,
 )
-from torchdojo.utils import seed_everything
 from torchdojo.utils.paths import data_root
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "10_transfer_learning"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("10_transfer_learning")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 # %% [markdown]

@@ -34,15 +34,8 @@
 # 001 ch9-11.
 
 # %%
-import os
-import sys
 import time
-from pathlib import Path
 
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -54,19 +47,10 @@ from torchdojo.models import create_model, list_models
 from torchdojo.models.densenet import dense_block, transition
 from torchdojo.models.summary import count_flops, count_params
 from torchdojo.nn import BasicBlock, ConvBnAct, InvertedResidual, Residual
-from torchdojo.utils import seed_everything
+from torchdojo.viz import start_lesson
 
-SMOKE = os.environ.get("TORCHDOJO_SMOKE") == "1"
-OUT = Path(os.environ.get("TORCHDOJO_LESSON_OUT", "runs/lessons")) / "12_cnn_zoo"
-OUT.mkdir(parents=True, exist_ok=True)
-seed_everything(0)
-
-
-def save(fig: plt.Figure, name: str) -> None:
-    """Save a figure next to the lesson; keep it open only inside Jupyter."""
-    fig.savefig(OUT / name, dpi=72, bbox_inches="tight")
-    if "ipykernel" not in sys.modules:
-        plt.close(fig)
+LESSON = start_lesson("12_cnn_zoo")
+SMOKE, OUT, save = LESSON.smoke, LESSON.out, LESSON.save
 
 
 def out_size(h: int, k: int, p: int = 0, s: int = 1) -> int:

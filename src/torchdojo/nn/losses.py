@@ -2,7 +2,7 @@
 
 Label smoothing needs no code here: ``torch.nn.CrossEntropyLoss(label_smoothing=0.1)``.
 Focal loss: Lin et al., 2017 (https://arxiv.org/abs/1708.02002). Dice loss: Milletari et al.,
-2016 (https://arxiv.org/abs/1606.04797). Taught in lessons/13_segmentation.py.
+2016 (https://arxiv.org/abs/1606.04797). Taught in lessons/06_losses.py.
 
 Both take raw logits. An integer ``target`` of shape ``(B, ...)`` means multi-class logits of
 shape ``(B, C, ...)`` (softmax); a float ``target`` of the logits' own shape means independent
@@ -108,7 +108,7 @@ def dice_loss(
 class FocalLoss(nn.Module):
     """Module form of :func:`focal_loss`.
 
-    Taught in lessons/13_segmentation.py.
+    Taught in lessons/06_losses.py.
 
     Args:
         gamma: Focusing strength.
@@ -145,7 +145,7 @@ class FocalLoss(nn.Module):
 class DiceLoss(nn.Module):
     """Module form of :func:`dice_loss`.
 
-    Taught in lessons/13_segmentation.py.
+    Taught in lessons/06_losses.py.
 
     Args:
         smooth: Additive smoothing in numerator and denominator.

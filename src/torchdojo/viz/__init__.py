@@ -16,10 +16,12 @@ from torchdojo.viz.classification import (
 from torchdojo.viz.curves import plot_curves
 from torchdojo.viz.figures import save_figure
 from torchdojo.viz.images import feature_maps_figure, filters_figure, image_grid
+from torchdojo.viz.lesson import Lesson, start_lesson
 from torchdojo.viz.report import write_report
 
 __all__ = [
     "GradCAM",
+    "Lesson",
     "cam_overlay_figure",
     "confusion_counts",
     "confusion_matrix_figure",
@@ -30,6 +32,7 @@ __all__ = [
     "most_confused_pairs",
     "plot_curves",
     "save_figure",
+    "start_lesson",
     "top_losses",
     "write_report",
 ]
