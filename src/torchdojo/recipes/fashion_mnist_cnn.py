@@ -1,13 +1,12 @@
-"""Fashion-MNIST with a wider MNIST-style CNN, augmentation and label smoothing: 92 % test.
+"""Fashion-MNIST with a wider MNIST-style CNN, augmentation and label smoothing: 93 % test.
 
 Seeds: 001 ch9 (CNN), 004 ch7-8 (Fashion-MNIST), 000 ch4 (augmentation). Lesson:
 lessons/08_mnist.py. Fashion-MNIST is MNIST's harder twin: shirts, T-shirts and pullovers look
 alike, so the same CNN that reaches 99 % on digits stops near 91 %. Three cheap tricks buy the
 rest on a CPU: more channels, random shifts and horizontal flips done on the uint8 batch in
 torch (no DataLoader, no PIL), and label smoothing; one-cycle Adam keeps the epochs few.
-Measured: 92.1 % after the default 4 epochs (test accuracy by epoch 83.2, 87.8, 91.5, 92.1 %;
-740 CPU-seconds, 2 threads). 93 % needs a longer schedule (``--epochs 10`` or more, not yet
-measured here).
+Measured (seed 0): 93.04 % after the default 10 epochs (test accuracy by epoch 82.0, 86.6, 89.3,
+87.1, 91.3, 91.9, 92.2, 92.8, 93.0, 93.0 %); ``--epochs 4`` stops at 92.1 %.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from torchdojo.recipes._run import RunContext
 @dataclass(frozen=True)
 class Config:
     dataset: str = "fashion-mnist"  # fashion-mnist | mnist | mnist-tiny
-    epochs: int = 4
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 0.01  # peak LR of the one-cycle schedule
     width: int = 32  # channels of the first conv stage (mnist-cnn uses 16)
@@ -66,13 +65,13 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
 
 RECIPE = Recipe(
     name="fashion-mnist-cnn",
-    description="Fashion-MNIST with a wider CNN, shift/flip augmentation, label smoothing: ~92 %.",
+    description="Fashion-MNIST with a wider CNN, shift/flip augmentation, label smoothing: ~93 %.",
     config=Config,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64, width=8),
     expected={
         "test_acc": Expected(
-            0.915,
+            0.925,
             data="Fashion-MNIST (60k/10k split)",
             measured_by="TORCHDOJO_DATA=/work/shared/data torchdojo run fashion-mnist-cnn",
         )
