@@ -22,8 +22,10 @@ from torchdojo.utils import seed_everything
 
 
 def in_notebook() -> bool:
-    """True inside Jupyter (an IPython kernel is loaded)."""
-    return "ipykernel" in sys.modules
+    """True inside a running Jupyter kernel (importing ``ipykernel`` alone does not count)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 @dataclass(frozen=True)
