@@ -13,6 +13,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -557,11 +558,14 @@ class Trainer:
     def _diagnose_nonfinite(self, batch: Any, loss: Tensor) -> NonFiniteLossError:
         culprit = _first_nonfinite_module(self.unwrapped_model, lambda: self.training_step(batch))
         backward_op = "none found"
-        with torch.autograd.detect_anomaly(check_nan=True):
-            try:
-                self.training_step(batch).loss.backward()
-            except RuntimeError as err:
-                backward_op = str(err).splitlines()[0]
+        with warnings.catch_warnings():  # its warnings repeat what the error below says
+            warnings.filterwarnings("ignore", "Anomaly Detection has been enabled")
+            warnings.filterwarnings("ignore", "Error detected in")
+            with torch.autograd.detect_anomaly(check_nan=True):
+                try:
+                    self.training_step(batch).loss.backward()
+                except RuntimeError as err:
+                    backward_op = str(err).splitlines()[0]
         self.optimizer.zero_grad(set_to_none=True)
         return NonFiniteLossError(
             f"loss became {loss.item()} at step {self.state.step} (epoch {self.state.epoch}, batch "
