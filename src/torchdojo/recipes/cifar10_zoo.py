@@ -164,9 +164,11 @@ RECIPE = Recipe(
     ),  # fmt: skip
     expected={
         "best_test_acc": Expected(
-            0.40,  # measured 0.464 (lenet5) with 120 s per model on 2 shared cores, load 6-8
+            # measured with 180 s per model on a quiet 2-core CPU: lenet5 0.533 (3 epochs in
+            # 12 s), vgg11 0.669, resnet18 0.499, mobilenet-v2 0.434, vit-tiny 0.365
+            0.60,
             data="CIFAR-10 JPEG re-encoded (shared cifar10-jpg.tar.gz), 50k / 2k-test subset",
-            measured_by="torchdojo run cifar10-zoo --time-budget 600 --set max_test_samples=2000",
+            measured_by="torchdojo run cifar10-zoo --time-budget 900 --set max_test_samples=2000",
         )
     },
     lesson="lessons/12_cnn_zoo.py",
