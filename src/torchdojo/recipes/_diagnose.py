@@ -20,9 +20,8 @@ from torchdojo.data import ArrayDataset, Normalize, create_dataset
 from torchdojo.engine import TensorLoader
 from torchdojo.engine.diagnose import Diagnosis, LossFn, diagnose
 from torchdojo.models import create_model
-from torchdojo.nn import init_weights
 from torchdojo.recipes import ConfigError, apply_overrides, get_recipe, parse_overrides
-from torchdojo.recipes._fundamentals import deep_mlp, load_tabular
+from torchdojo.recipes._fundamentals import configured_deep_mlp, load_tabular
 from torchdojo.utils.io import atomic_write_json
 
 Built = tuple[nn.Module, ArrayDataset, LossFn]
@@ -58,15 +57,7 @@ def _image_classifier(model_name: str, keys: Sequence[str]) -> Callable[[Any, st
 
 def _deep_mlp(cfg: Any, data_dir: str | None) -> Built:
     train = create_dataset(cfg.dataset, "train", root=data_dir)
-    model = deep_mlp(
-        in_features=train.x[0].numel(),
-        num_classes=len(train.classes),
-        width=cfg.width,
-        depth=cfg.depth,
-        activation=cfg.activation,
-        batchnorm=cfg.batchnorm,
-    )
-    return init_weights(model, cfg.init, std=cfg.init_std), train, nn.CrossEntropyLoss()
+    return configured_deep_mlp(cfg, train), train, nn.CrossEntropyLoss()
 
 
 def _softmax_iris(cfg: Any, data_dir: str | None) -> Built:

@@ -17,6 +17,7 @@ from torchdojo.data import ArrayDataset, Normalize
 from torchdojo.engine import Loaders, TensorLoader
 from torchdojo.engine.optim import build_optimizer, build_scheduler
 from torchdojo.models import ModelSpec
+from torchdojo.nn import init_weights
 from torchdojo.recipes._common import accuracy, plot_confusion
 from torchdojo.recipes._run import RunContext
 
@@ -67,6 +68,21 @@ def deep_mlp(
         features = width
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)
+
+
+def configured_deep_mlp(cfg: Any, train: ArrayDataset) -> nn.Sequential:
+    """deep-mlp-init's network for ``train``: ``cfg`` gives width, depth, activation, batchnorm,
+    init and init_std."""
+    model = deep_mlp(
+        in_features=train.x[0].numel(),
+        num_classes=len(train.classes),
+        width=cfg.width,
+        depth=cfg.depth,
+        activation=cfg.activation,
+        batchnorm=cfg.batchnorm,
+    )
+    init_weights(model, cfg.init, std=cfg.init_std)
+    return model
 
 
 class CropFlip:

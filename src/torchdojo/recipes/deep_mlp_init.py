@@ -22,10 +22,9 @@ from torch import nn
 
 from torchdojo.data import Normalize
 from torchdojo.engine.diagnose import LayerStats, layer_statistics
-from torchdojo.nn import init_weights
 from torchdojo.recipes._api import Expected, Recipe
 from torchdojo.recipes._common import load_split_pair
-from torchdojo.recipes._fundamentals import deep_mlp, fit_with_transform
+from torchdojo.recipes._fundamentals import configured_deep_mlp, fit_with_transform
 from torchdojo.recipes._run import RunContext
 
 
@@ -48,15 +47,7 @@ class Config:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test = load_split_pair(ctx, cfg.dataset, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = deep_mlp(
-        in_features=train.x[0].numel(),
-        num_classes=len(train.classes),
-        width=cfg.width,
-        depth=cfg.depth,
-        activation=cfg.activation,
-        batchnorm=cfg.batchnorm,
-    )
-    init_weights(model, cfg.init, std=cfg.init_std)
+    model = configured_deep_mlp(cfg, train)
     probe = train.subset(cfg.probe_samples, seed=cfg.seed)
     x = Normalize(probe.mean, probe.std)(probe.x)  # (B, 1, H, W)
     at_init = _activations_and_grads(model, x, probe.y)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torchdojo.data.mnist1d  # noqa: F401  (registers mnist1d, mnist1d-tiny)
-from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_classifier, load_split_pair
+from torchdojo.recipes._common import fit_registered, load_split_pair
 from torchdojo.recipes._run import RunContext
 from torchdojo.utils.io import atomic_write_text
 
@@ -45,12 +44,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name in names:  # the last model trained is the one saved (the CNN for "all")
         ctx.echo(f"[bold]{name}[/bold]: {MODELS[name]}")
-        model = create_model(MODELS[name])
-        spec = ModelSpec(MODELS[name], {}, [1, 40], [], [], train.classes)
-        result = fit_classifier(
+        result = fit_registered(
             ctx,
-            model,
-            spec,
+            MODELS[name],
+            {},
             train,
             test,
             epochs=cfg.epochs,

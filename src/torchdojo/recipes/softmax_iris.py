@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from torchdojo.models import ModelSpec, create_model
 from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_classifier
+from torchdojo.recipes._common import fit_registered
 from torchdojo.recipes._fundamentals import load_tabular, plot_two_feature_boundary
 from torchdojo.recipes._run import RunContext
 
@@ -32,12 +31,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     train, test, names = load_tabular("iris")
     ctx.note_data(train.source)
     kwargs = {"in_features": train.x.shape[1], "num_classes": len(train.classes), "depth": 0}
-    spec = ModelSpec("mlp", kwargs, [train.x.shape[1]], [], [], train.classes)
-    model = create_model("mlp", **kwargs)  # depth 0: Flatten -> Linear(4, 3)
-    metrics = fit_classifier(
+    metrics = fit_registered(  # depth 0: Flatten -> Linear(4, 3)
         ctx,
-        model,
-        spec,
+        "mlp",
+        kwargs,
         train,
         test,
         epochs=cfg.epochs,
