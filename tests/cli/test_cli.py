@@ -38,22 +38,8 @@ def test_bad_arguments_give_one_line_and_non_zero_exit(tmp_path: Path) -> None:
         assert "Traceback" not in result.output
 
 
-def test_run_smoke_writes_a_complete_run_folder_and_show_reads_it(tmp_path: Path) -> None:
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "mnist-cnn",
-            "--smoke",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-            "--set",
-            "width=8",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "mnist-cnn").iterdir()
+def test_run_smoke_writes_a_complete_run_folder_and_show_reads_it(cnn_run_dir: Path) -> None:
+    run_dir = cnn_run_dir
     for name in (
         "config.yaml",
         "env.json",

@@ -13,22 +13,8 @@ _register_commands()
 runner = CliRunner()
 
 
-def test_export_a_smoke_run_and_refuse_a_non_run(tmp_path: Path) -> None:
-    trained = runner.invoke(
-        app,
-        [
-            "run",
-            "mnist-cnn",
-            "--smoke",
-            "--out",
-            str(tmp_path),
-            "--no-progress",
-            "--set",
-            "width=8",
-        ],
-    )
-    assert trained.exit_code == 0, trained.output
-    (run_dir,) = (tmp_path / "mnist-cnn").iterdir()
+def test_export_a_smoke_run_and_refuse_a_non_run(cnn_run_dir: Path, tmp_path: Path) -> None:
+    run_dir = cnn_run_dir
     result = runner.invoke(app, ["export", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "parity on 16 images of synthetic twin" in " ".join(result.output.split())
