@@ -135,12 +135,10 @@ def check_image_header(path: Path) -> str | None:
         None when the header is fine, else the reason (truncated bodies pass this check).
     """
     try:
-        if path.stat().st_size == 0:
-            return "zero-byte file"
         with Image.open(path) as img:
             _ = img.size
     except Exception as exc:  # Pillow plugins raise many types (OSError, SyntaxError, ...)
-        return describe_error(exc)
+        return describe_error(exc, path)  # names an empty file "zero-byte file"
     return None
 
 

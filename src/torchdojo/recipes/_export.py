@@ -21,6 +21,7 @@ from torchdojo.data import Normalize, create_dataset
 from torchdojo.export import ExportResult, export_model
 from torchdojo.models import ModelSpec, load_bundle
 from torchdojo.recipes._predict import image_files, image_transform
+from torchdojo.recipes._transfer import image_folder_path
 from torchdojo.utils import data_root
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ def parity_inputs(run_dir: Path, spec: ModelSpec) -> tuple[Tensor | None, str]:
             x = Normalize(tuple(spec.mean), tuple(spec.std))(test.x[:PARITY_IMAGES])
             if list(x.shape[1:]) == spec.input_shape:
                 return x, f"{len(x)} images of {test.source}"
-        data = str(config.get("data", ""))
-        # image-folder's default ("") is hymenoptera_data under the data root
-        folder = Path(data) if data else data_root(options.get("data_dir")) / "hymenoptera_data"
+        folder = image_folder_path(str(config.get("data", "")), data_root(options.get("data_dir")))
         if folder.is_dir():
             images = _readable_images(folder, spec)
             if images is not None:

@@ -115,6 +115,14 @@ def two_phase_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(s) for s in frozen_scale])
 
 
+DEFAULT_IMAGE_FOLDER = "hymenoptera_data"  # under the data root, when image-folder gets no data=
+
+
+def image_folder_path(data: str, root: Path) -> Path:
+    """The folder an image-folder run reads: ``data``, or the default one under ``root``."""
+    return Path(data).expanduser() if data else root / DEFAULT_IMAGE_FOLDER
+
+
 class FreezeTrainer(Trainer):
     """A Trainer that keeps the body frozen (no grads, eval mode) for the first epochs.
 

@@ -10,7 +10,6 @@ Lesson: lessons/10_transfer_learning.py. ``--set data=PATH`` takes ``PATH/<class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from torch import nn
@@ -25,6 +24,7 @@ from torchdojo.recipes._transfer import (
     BalancedSampler,
     cam_figure,
     fine_tune,
+    image_folder_path,
     predict_loader,
     write_shapes_folder,
 )
@@ -58,7 +58,7 @@ class Config:
 
 def load_data(cfg: Config, ctx: RunContext) -> ImageFolderData:
     """The folder's train/val splits; writes ``bad_files.json``, stops when too many are bad."""
-    folder = Path(cfg.data).expanduser() if cfg.data else ctx.data_dir / "hymenoptera_data"
+    folder = image_folder_path(cfg.data, ctx.data_dir)
     if cfg.data == SHAPES:
         folder = cache_dir("image-folder-shapes")
         if len(list(folder.glob("*/*.png"))) < 24:  # absent or half written
