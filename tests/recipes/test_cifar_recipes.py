@@ -94,3 +94,23 @@ def test_triangular_schedule_follows_the_time_budget() -> None:
     clock["t"] = 100.0
     schedule.step()
     assert math.isclose(optimizer.param_groups[0]["lr"], 0.07)
+
+
+def test_tta_levels_average_the_views_airbench_weights() -> None:
+    class FirstPixel(torch.nn.Module):  # logits = the top-left and top-right pixel of channel 0
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.stack([x[:, 0, 0, 0], x[:, 0, 0, -1]], dim=1)
+
+    image = torch.arange(16.0).view(1, 1, 4, 4)  # pixel (r, c) = 4r + c
+    model = FirstPixel()
+    plain = _cifar.tta_logits(model, image, level=0)
+    assert torch.equal(plain, torch.tensor([[0.0, 3.0]]))
+    mirror = _cifar.tta_logits(model, image, level=1)
+    assert torch.equal(mirror, torch.tensor([[1.5, 1.5]]))  # (0 + 3) / 2 both ways
+    # level 2: half the mirror views, half the mirror views of two copies shifted by 1 px
+    up_left = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[..., :4, :4]
+    down_right = torch.nn.functional.pad(image, (1, 1, 1, 1), mode="reflect")[..., 2:, 2:]
+    shifted = (_cifar.tta_logits(model, up_left) + _cifar.tta_logits(model, down_right)) / 2
+    expected = 0.5 * mirror + 0.5 * shifted
+    assert torch.allclose(_cifar.tta_logits(model, image, level=2), expected)
+    assert not torch.allclose(expected, mirror)

@@ -173,13 +173,32 @@ class Lookahead(Callback):
 
 
 @torch.inference_mode()
-def tta_logits(model: nn.Module, x: Tensor, *, batch_size: int = 2000) -> Tensor:
-    """Mean logits over the image and its mirror (flip test-time augmentation)."""
+def tta_logits(model: nn.Module, x: Tensor, *, level: int = 1, batch_size: int = 2000) -> Tensor:
+    """Test-time augmentation logits, airbench's levels.
+
+    0: the image alone; 1: mean over the image and its mirror; 2: half of level 1 plus half the
+    level-1 logits of two copies shifted one pixel up-left and down-right (reflect padding):
+    6 forward passes per image.
+    """
+    if level not in (0, 1, 2):
+        raise ValueError(f"tta level {level} is not 0, 1 or 2")
     model.eval()
+
+    def views(chunk: Tensor) -> Tensor:
+        chunk = chunk.contiguous(memory_format=torch.channels_last)
+        if level == 0:
+            return model(chunk).float()
+        return 0.5 * (model(chunk) + model(chunk.flip(3))).float()
+
     outs = []
     for chunk in x.split(batch_size):
-        chunk = chunk.contiguous(memory_format=torch.channels_last)
-        outs.append(0.5 * (model(chunk) + model(chunk.flip(3))).float())
+        logits = views(chunk)
+        if level == 2:
+            H, W = chunk.shape[-2:]
+            padded = F.pad(chunk, (1, 1, 1, 1), mode="reflect")  # (B, C, H+2, W+2)
+            shifted = (views(padded[..., :H, :W]) + views(padded[..., 2:, 2:])) / 2
+            logits = 0.5 * logits + 0.5 * shifted
+        outs.append(logits)
     return torch.cat(outs)
 
 
