@@ -369,10 +369,11 @@ for name in (
 # baseline); `mode=finetune` does that for `freeze_epochs`, then unfreezes everything with
 # the discriminative LRs of section 2. With the ImageNet weights cached (for example
 # `TORCH_HOME=$TORCHDOJO_DATA/torch_home` on a machine that ships them) this runs in full
-# mode, about ten CPU minutes for both. Measured with this recipe
-# (`tests/recipes/test_image_folder_real.py`): probe 0.954, fine-tuned 0.941 validation
-# accuracy. On 153 images that is a difference of 2 images; the validation loss separates
-# them more clearly (probe 0.198, fine-tuned 0.147).
+# mode, a few CPU minutes for both. Measured with this recipe
+# (`tests/recipes/test_image_folder_real.py`, seeds 0, 1, 2): probe 0.954 / 0.928 / 0.928,
+# fine-tuned (3 frozen epochs, then 6 unfrozen with TrivialAugment) 0.948 / 0.961 / 0.948
+# validation accuracy. One image of 153 is 0.65 points, so a single run can go either way;
+# the mean (0.937 vs 0.952) and the validation loss (about 0.20 vs 0.15) separate them.
 
 # %%
 hymenoptera = data_root() / "hymenoptera_data"
@@ -393,7 +394,7 @@ else:
         print(
             f"{mode:>8}: val_acc {full[mode]['val_acc']:.3f}, val_loss {full[mode]['val_loss']:.3f}"
         )
-    assert full["features"]["val_acc"] >= 0.90 and full["finetune"]["val_acc"] >= 0.90
+    assert full["features"]["val_acc"] >= 0.90 and full["finetune"]["val_acc"] >= 0.94
     assert full["finetune"]["val_loss"] < full["features"]["val_loss"]
 
 # %% [markdown]

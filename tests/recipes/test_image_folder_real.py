@@ -10,7 +10,7 @@ from torchdojo.recipes import RunOptions, run_recipe
 
 
 @pytest.mark.slow
-def test_hymenoptera_fine_tune_reaches_94_percent_and_a_lower_loss_than_the_probe(
+def test_hymenoptera_fine_tune_reaches_94_percent_and_beats_the_probe(
     real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     torch_home = real_data / "torch_home"
@@ -26,8 +26,13 @@ def test_hymenoptera_fine_tune_reaches_94_percent_and_a_lower_loss_than_the_prob
         )
         return run_recipe("image-folder", options).metrics
 
-    probe = metrics("mode=features")  # measured: val_acc 0.954, val_loss 0.198
-    fine_tuned = metrics()  # measured: val_acc 0.941, val_loss 0.147
-    assert fine_tuned["val_acc"] >= 0.94
-    # On 153 val images the two accuracies differ by 2 images; the loss separates them.
-    assert fine_tuned["val_loss"] < probe["val_loss"]
+    seeds = (0, 1, 2)  # one run of 153 images is a coin toss; compare means over seeds
+    probe = [metrics("mode=features", f"seed={s}") for s in seeds]  # 0.954, 0.928, 0.928
+    fine_tuned = [metrics(f"seed={s}") for s in seeds]  # measured: 0.948, 0.961, 0.948
+    assert all(run["val_acc"] >= 0.94 for run in fine_tuned), fine_tuned
+    assert mean(fine_tuned, "val_acc") > mean(probe, "val_acc"), (fine_tuned, probe)
+    assert mean(fine_tuned, "val_loss") < mean(probe, "val_loss"), (fine_tuned, probe)
+
+
+def mean(runs: list[dict[str, float]], key: str) -> float:
+    return sum(run[key] for run in runs) / len(runs)

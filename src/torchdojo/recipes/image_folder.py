@@ -42,12 +42,12 @@ class Config:
     image_size: int = 224
     mode: Literal["finetune", "features"] = "finetune"
     freeze_epochs: int = 3  # finetune: head-only epochs before unfreezing
-    epochs: int = 3  # finetune: epochs after unfreezing; features: head-only epochs
+    epochs: int = 6  # finetune: epochs after unfreezing; features: head-only epochs
     bn_frozen: bool = True  # keep ImageNet's BatchNorm statistics after unfreezing
     batch_size: int = 32
     lr: float = 2e-3  # head LR while frozen; after unfreezing lr/2 (head) .. lr/2/lr_mult (stem)
     lr_mult: float = 1000.0  # head LR / stem LR after unfreezing (100 measured 0.928 here)
-    augment: Literal["none", "trivial", "randaugment"] = "none"
+    augment: Literal["none", "trivial", "randaugment"] = "trivial"  # TrivialAugmentWide
     min_scale: float = 0.35  # smallest crop area RandomResizedCrop keeps (fastai's 0.35)
     balance: Literal["none", "sampler", "weights"] = "none"
     val_fraction: float = 0.2  # used when the folder has no val split
@@ -147,6 +147,10 @@ RECIPE = Recipe(
     ),  # fmt: skip
     expected={
         "val_acc": Expected(
+            # seeds 0/1/2 (--set seed=N): 0.948 / 0.961 / 0.948, val loss 0.158 / 0.133 / 0.159;
+            # the probe (--set mode=features): 0.954 / 0.928 / 0.928, loss 0.198 / 0.214 / 0.192.
+            # epochs=6 + augment=trivial were chosen on a split of the train folder (val unseen):
+            # held-out acc 0.972 vs 0.965 for 3 epochs / no augmentation and 0.965 for the probe
             0.94,
             data="hymenoptera_data (243 train / 153 val) with TORCH_HOME holding MobileNetV2",
             measured_by="torchdojo run image-folder",
