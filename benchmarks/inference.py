@@ -1,19 +1,24 @@
-"""CPU inference speed of an exported ResNet-18: ONNX Runtime vs PyTorch eager vs torch.compile.
+"""CPU inference speed of exported models: ONNX Runtime vs PyTorch eager vs torch.compile.
 
-One run, interleaved repeats, medians. Also the HTTP server (``torchdojo.serve``) against an
-in-process ``session.run``. Quote only the ratios: this machine's absolute speed moves 2x
-between runs (docs: cpu-performance).
+For each model (default: ResNet-18, and MobileNetV2, the ``image-folder`` recipe's backbone), one
+run, interleaved repeats, medians: ONNX Runtime, eager (NCHW, what ``model(x)`` does), eager with
+channels_last (what a tuned PyTorch user would run) and ``torch.compile`` (inductor, freezing).
+Then the HTTP server (``torchdojo.serve``) on the first model against an in-process
+``session.run``. Quote only the ratios: this machine's absolute speed moves 2x between runs
+(docs: cpu-performance).
 
-    python benchmarks/inference.py [--threads 2] [--repeats 7] [--server-requests 200]
+    python benchmarks/inference.py [--models resnet18,mobilenet_v2] [--threads 2] [--repeats 7]
 
 Goals: ORT >= 1.6x eager at batch 1 and >= 2.0x at batch 32; server p50 <= 1.15x in-process.
-The last line reads ``onnx_vs_eager_speedup_batch1: <number>``.
+The last lines read ``onnx_vs_eager_speedup_batch32: <min over models>`` and
+``onnx_vs_eager_speedup_batch1: <min over models>``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import io
 import os
 import statistics
@@ -50,15 +55,18 @@ def build_engines(
 ) -> dict[str, dict[int, Callable[[], object]]]:
     torch._inductor.config.freezing = True  # inference compile only pays off with frozen weights
     compiled = torch.compile(model)
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     engines: dict[str, dict[int, Callable[[], object]]] = {
         "onnxruntime": {},
         "eager": {},
+        "eager-cl": {},
         "compile": {},
     }
     for batch, x in inputs.items():
-        x_np = x.numpy()
+        x_np, x_cl = x.numpy(), x.contiguous(memory_format=torch.channels_last)
         engines["onnxruntime"][batch] = lambda x_np=x_np: predictor.logits(x_np)
         engines["eager"][batch] = lambda x=x: model(x)
+        engines["eager-cl"][batch] = lambda x_cl=x_cl: channels_last(x_cl)
         engines["compile"][batch] = lambda x=x: compiled(x)
         start = time.perf_counter()
         compiled(x)  # compile for this shape outside the timed loop
@@ -190,22 +198,25 @@ async def server_throughput(url: str, data: bytes, requests: int, *, concurrency
         return requests / (time.perf_counter() - start)
 
 
-def report(medians: dict[tuple[str, int], float], server: dict[str, float], threads: int) -> None:
-    print(
-        f"\nthreads={threads} (torch.set_num_threads and ORT intra_op), allow_spinning=0, medians"
-    )
-    load = os.getloadavg()[0]
-    busy = " -- BUSY MACHINE, ratios unreliable" if load > (os.cpu_count() or 1) else ""
-    print(f"load average at the end: {load:.1f} on {os.cpu_count()} CPUs{busy}")
+def report_engines(model_name: str, medians: dict[tuple[str, int], float]) -> dict[int, float]:
+    """Print one model's table; return its ORT/eager speedup per batch size."""
+    print(f"\n{model_name}")
     print(f"{'engine':<12} {'batch':>5} {'latency ms':>11} {'images/s':>9}")
     for (name, batch), seconds in sorted(medians.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         print(f"{name:<12} {batch:>5} {seconds * 1000:>11.2f} {batch / seconds:>9.1f}")
+    speedups = {}
     for batch in BATCHES:
         eager = medians[("eager", batch)]
+        speedups[batch] = eager / medians[("onnxruntime", batch)]
         print(
-            f"batch {batch}: onnxruntime/eager speedup {eager / medians[('onnxruntime', batch)]:.2f}x, "
-            f"compile/eager speedup {eager / medians[('compile', batch)]:.2f}x"
+            f"batch {batch}: onnxruntime/eager {speedups[batch]:.2f}x, "
+            f"onnxruntime/eager-channels_last {medians[('eager-cl', batch)] / medians[('onnxruntime', batch)]:.2f}x, "
+            f"compile/eager {eager / medians[('compile', batch)]:.2f}x"
         )
+    return speedups
+
+
+def report_server(server: dict[str, float]) -> None:
     print(
         f"\nserver (1 client, sequential): p50 {server['server_p50'] * 1000:.2f} ms, "
         f"p99 {server['server_p99'] * 1000:.2f} ms; 4 clients: {server['server_rps_c4']:.1f} req/s"
@@ -221,43 +232,63 @@ def report(medians: dict[tuple[str, int], float], server: dict[str, float], thre
     print(
         f"server_p50_vs_inprocess_pipeline_p50: {server['server_p50'] / server['inprocess_pipeline_p50']:.3f}"
     )
-    print(
-        f"onnx_vs_eager_speedup_batch32: {medians[('eager', 32)] / medians[('onnxruntime', 32)]:.3f}"
+
+
+def export(model_name: str, out_dir: Path) -> torch.nn.Module:
+    """An untrained torchvision ``model_name`` (speed does not depend on the weights), exported."""
+    model = torchvision.models.get_model(model_name, weights=None).eval()
+    start = time.perf_counter()
+    export_model(
+        model,
+        out_dir=out_dir,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        class_names=[f"class_{i}" for i in range(1000)],
     )
-    print(
-        f"onnx_vs_eager_speedup_batch1: {medians[('eager', 1)] / medians[('onnxruntime', 1)]:.3f}"
-    )
+    print(f"{model_name}: export to ONNX (dynamo) + parity: {time.perf_counter() - start:.1f} s")
+    return model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet18,mobilenet_v2", help="torchvision names")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--server-requests", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    model = torchvision.models.resnet18(weights=None).eval()
+    speedups: dict[str, dict[int, float]] = {}
+    server: dict[str, float] = {}
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
     with tempfile.TemporaryDirectory() as tmp:
-        export_dir = Path(tmp)
-        start = time.perf_counter()
-        export_model(
-            model,
-            out_dir=export_dir,
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-            class_names=[f"class_{i}" for i in range(1000)],
-        )
-        print(f"export to ONNX (dynamo) + parity: {time.perf_counter() - start:.1f} s")
-        predictor = OnnxPredictor(export_dir, threads=args.threads, allow_spinning=False)
-        generator = torch.Generator().manual_seed(0)
-        inputs = {batch: torch.randn(batch, 3, 224, 224, generator=generator) for batch in BATCHES}
-        with torch.inference_mode():
-            engines = build_engines(model, predictor, inputs)
-            medians = bench_engines(engines, args.repeats)
-        server = bench_server(export_dir, args.threads, args.server_requests, args.repeats)
-    report(medians, server, args.threads)
+        for i, name in enumerate(names):
+            torch.manual_seed(0)
+            torch._dynamo.reset()
+            export_dir = Path(tmp) / name
+            model = export(name, export_dir)
+            predictor = OnnxPredictor(export_dir, threads=args.threads, allow_spinning=False)
+            generator = torch.Generator().manual_seed(0)
+            inputs = {b: torch.randn(b, 3, 224, 224, generator=generator) for b in BATCHES}
+            with torch.inference_mode():
+                engines = build_engines(model, predictor, inputs)
+                speedups[name] = report_engines(name, bench_engines(engines, args.repeats))
+            if i == 0:
+                server = bench_server(export_dir, args.threads, args.server_requests, args.repeats)
+    load = os.getloadavg()[0]
+    busy = " -- BUSY MACHINE, ratios unreliable" if load > (os.cpu_count() or 1) else ""
+    print(
+        f"\nthreads={args.threads} (torch.set_num_threads and ORT intra_op), allow_spinning=0, "
+        f"medians of {args.repeats}; load average at the end: {load:.1f}{busy}"
+    )
+    print(f"server: {names[0]}")
+    report_server(server)
+    for batch in sorted(BATCHES, reverse=True):
+        per_model = ", ".join(f"{n} {speedups[n][batch]:.2f}x" for n in names)
+        print(f"onnx vs eager, batch {batch}: {per_model}")
+    for batch in sorted(BATCHES, reverse=True):
+        worst = min(speedups[n][batch] for n in names)
+        print(f"onnx_vs_eager_speedup_batch{batch}: {worst:.3f}")
 
 
 if __name__ == "__main__":
