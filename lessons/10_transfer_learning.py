@@ -369,16 +369,17 @@ for name in (
 # baseline); `mode=finetune` does that for `freeze_epochs`, then unfreezes everything with
 # the discriminative LRs of section 2. With the ImageNet weights cached (for example
 # `TORCH_HOME=$TORCHDOJO_DATA/torch_home` on a machine that ships them) this runs in full
-# mode, a few CPU minutes for both. Measured with this recipe
-# (`tests/recipes/test_image_folder_real.py`, seeds 0, 1, 2): probe 0.954 / 0.928 / 0.928,
-# fine-tuned (3 frozen epochs, then 6 unfrozen with TrivialAugment) 0.948 / 0.961 / 0.948
-# validation accuracy. One image of 153 is 0.65 points, so a single run can go either way;
-# the mean (0.937 vs 0.952) and the validation loss (about 0.20 vs 0.15) separate them.
+# mode, a few CPU minutes for both. Measured with this recipe (seeds 0, 1, 2; both train 6
+# epochs with TrivialAugment, the probe only its head): probe 0.954 / 0.941 / 0.948,
+# fine-tuned 0.948 / 0.961 / 0.948 validation accuracy, validation loss about 0.15 for both.
+# One image of 153 is 0.65 points, so a single run can go either way: only the mean over
+# seeds (0.948 vs 0.952, `tests/recipes/test_image_folder_real.py`) puts fine-tuning ahead,
+# and narrowly. With little data, the pretrained features already do most of the work.
 
 # %%
 hymenoptera = data_root() / "hymenoptera_data"
 if SMOKE:
-    print("skipping ants vs bees: smoke mode (the full comparison takes ~10 CPU minutes)")
+    print("skipping ants vs bees: smoke mode (the full comparison takes ~3 CPU minutes)")
 elif not checkpoint.is_file():
     print(f"skipping ants vs bees: no MobileNetV2 weights at {checkpoint}; set TORCH_HOME")
 elif not hymenoptera.is_dir():
@@ -394,8 +395,7 @@ else:
         print(
             f"{mode:>8}: val_acc {full[mode]['val_acc']:.3f}, val_loss {full[mode]['val_loss']:.3f}"
         )
-    assert full["features"]["val_acc"] >= 0.90 and full["finetune"]["val_acc"] >= 0.94
-    assert full["finetune"]["val_loss"] < full["features"]["val_loss"]
+    assert full["features"]["val_acc"] >= 0.94 and full["finetune"]["val_acc"] >= 0.94
 
 # %% [markdown]
 # ## 5. Predict and export
