@@ -33,5 +33,6 @@ def test_hymenoptera_fine_tune_reaches_94_percent_and_beats_the_probe(
     assert all(run["val_acc"] >= 0.94 for run in fine_tuned), fine_tuned
     assert mean(fine_tuned, "val_acc") > mean(probe, "val_acc"), (fine_tuned, probe)
 
+
 def mean(runs: list[dict[str, float]], key: str) -> float:
     return sum(run[key] for run in runs) / len(runs)
