@@ -43,9 +43,8 @@ class Config:
     bias_scale: float = 64.0
     label_smoothing: float = 0.2
     translate: int = 2
-    tta: Literal[0, 1, 2] = (
-        2  # test-time augmentation: 0 none, 1 mirror, 2 mirror + 1-px shifts (airbench94)
-    )
+    # test-time augmentation: 0 none, 1 mirror, 2 mirror + 1-px shifts (airbench94)
+    tta: Literal[0, 1, 2] = 2
     threads: int = 2
     max_train_samples: int | None = None
     seed: int = 0
