@@ -29,6 +29,15 @@ def test_cifar10_fast_smoke_learns_and_saves(tmp_path: Path) -> None:
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_cifar10_fast_muon_smoke_learns(tmp_path: Path) -> None:
+    options = RunOptions(
+        smoke=True, out=str(tmp_path), progress=False, overrides=["optimizer=muon"]
+    )
+    result = run_recipe("cifar10-fast", options)
+    metrics = result.metrics  # type: ignore[attr-defined]
+    assert metrics["test_acc"] > 0.3, metrics  # chance is 0.1
+
+
 def test_cifar10_zoo_smoke_writes_table_and_figure(tmp_path: Path) -> None:
     result = _smoke("cifar10-zoo", tmp_path)
     metrics = result.metrics  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""EMA, MixUp/CutMix and the LR range test: exact math and visible effects."""
+"""EMA, MixUp/CutMix, the LR range test and Muon: exact math and visible effects."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from torchdojo.engine.checkpoint import load_checkpoint, save_checkpoint
 from torchdojo.engine.ema import EMA, EMATrainer
 from torchdojo.engine.lr_finder import find_lr, lr_schedule, smooth
 from torchdojo.engine.mixing import BatchMixer, MixTrainer, mixup
+from torchdojo.engine.optim import Muon, orthogonalize
 
 
 # ----------------------------------------------------------------------------- EMA
@@ -205,3 +206,40 @@ def test_find_lr_suggests_a_sensible_lr_and_restores_weights() -> None:
 def test_find_lr_rejects_bad_ranges() -> None:
     with pytest.raises(ValueError, match="start_lr"):
         find_lr(nn.Linear(1, 1), [], nn.MSELoss(), torch.optim.SGD, start_lr=1.0, end_lr=0.1)
+
+
+# ----------------------------------------------------------------------------- Muon
+def test_orthogonalize_pushes_singular_values_toward_one() -> None:
+    g = torch.randn(64, 200, generator=torch.Generator().manual_seed(0))
+    g[:, :3] *= 50.0  # a badly conditioned matrix: a few huge directions
+    before = torch.linalg.svdvals(g)
+    after = torch.linalg.svdvals(orthogonalize(g, steps=5))
+    assert before.max() / before.min() > 10
+    assert after.min() > 0.5 and after.max() < 1.5, after  # Keller's band around 1
+    assert orthogonalize(g.T, steps=5).shape == (200, 64)  # tall input is handled transposed
+
+
+def test_muon_plain_groups_are_nesterov_sgd_and_muon_groups_keep_their_norm() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 8, 3)  # a muon weight: (8, 4, 3, 3) read as (8, 36)
+    bias = nn.Parameter(torch.randn(5))
+    twin = nn.Parameter(bias.detach().clone())
+    muon = Muon(
+        [
+            {"params": [conv.weight], "muon": True},
+            {"params": [bias], "lr": 0.1, "momentum": 0.85, "weight_decay": 0.01},
+        ],
+        lr=0.05,
+    )
+    sgd = torch.optim.SGD([twin], lr=0.1, momentum=0.85, nesterov=True, weight_decay=0.01)
+    for _ in range(4):
+        grad_w, grad_b = torch.randn(8, 4, 3, 3), torch.randn(5)
+        previous = conv.weight.detach().clone()
+        conv.weight.grad, bias.grad, twin.grad = grad_w, grad_b, grad_b.clone()
+        muon.step()
+        sgd.step()
+        assert torch.allclose(bias, twin, atol=1e-6)  # the plain group is torch's SGD exactly
+        # the muon step: rescale to norm sqrt(8), then move by lr along an ~orthogonal matrix
+        step = previous * (8**0.5 / previous.norm()) - conv.weight.detach()
+        singular = torch.linalg.svdvals(step.reshape(8, -1) / 0.05)
+        assert singular.min() > 0.3 and singular.max() < 1.6, singular

@@ -9,7 +9,10 @@ smoothing 0.2; batch-wise random translation and *alternating* flips done in tor
 tensors held in memory; and test-time augmentation over mirrors and 1-px shifts. On CPU add
 channels_last (1.36x here; bf16 autocast measured 0.63x fp32 at these widths, so fp32). The LR
 schedule follows the larger of step progress and ``--time-budget`` progress, so a budget-cut run
-still anneals. Implementation: recipes/_cifar.py.
+still anneals. ``--set optimizer=muon`` swaps in airbench94_muon's optimizer (94 % in 8 epochs
+instead of 9.9 on a GPU): the conv filters step along their orthogonalized momentum
+(``torchdojo.engine.optim.Muon``), the biases and head keep SGD, the LR decays linearly to 0 and
+lookahead is dropped. Implementation: recipes/_cifar.py.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from torch import nn
 import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
 from torchdojo.data import ArrayDataset, Normalize
 from torchdojo.engine import Loaders, TensorLoader
+from torchdojo.engine.optim import Muon
 from torchdojo.models import ModelSpec
-from torchdojo.models.airbench import airbench, init_whitening
+from torchdojo.models.airbench import AirbenchNet, airbench, init_whitening
 from torchdojo.recipes import _cifar
 from torchdojo.recipes._api import Expected, Recipe
 from torchdojo.recipes._common import accuracy, load_split_pair
@@ -43,6 +47,9 @@ class Config:
     bias_scale: float = 64.0
     label_smoothing: float = 0.2
     translate: int = 2
+    # "muon": airbench94_muon's optimizer (orthogonalized updates for conv filters, no lookahead)
+    optimizer: Literal["sgd", "muon"] = "sgd"
+    muon_lr: float = 0.12  # airbench94_muon: 0.24 at batch 2,000
     # test-time augmentation: 0 none, 1 mirror, 2 mirror + 1-px shifts (airbench94)
     tta: Literal[0, 1, 2] = 2
     threads: int = 2
@@ -56,23 +63,17 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     kwargs = {"num_classes": len(train.classes), "widths": list(cfg.widths)}
     model = airbench(num_classes=len(train.classes), widths=cfg.widths)
     init_whitening(model.whiten, normalize(train.x[:5000]))
-    kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))  # airbench's batch-size-free LR unit
-    groups = _cifar.param_groups(
-        model,
-        lr=cfg.lr * cfg.batch_size / kilostep,
-        weight_decay=cfg.weight_decay / kilostep,
-        bias_scale=cfg.bias_scale,
-    )
-    optimizer = torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
+    optimizer = _optimizer(model, cfg)
     train_loader = _cifar.AugmentedLoader(
         train.x, train.y, batch_size=cfg.batch_size, normalize=normalize, seed=cfg.seed,
         translate=cfg.translate,
     )  # fmt: skip
     test_loader = TensorLoader(test.x, test.y, batch_size=2000, shuffle=False, transform=normalize)
     lookahead = _cifar.Lookahead()
+    muon = cfg.optimizer == "muon"
     trainer = ctx.trainer(
         metrics={"acc": accuracy(len(train.classes))},
-        callbacks=[lookahead], epochs=cfg.epochs, seed=cfg.seed, monitor="val_acc",
+        callbacks=[] if muon else [lookahead], epochs=cfg.epochs, seed=cfg.seed, monitor="val_acc",
         channels_last=True, num_threads=cfg.threads, log_every=10,
     )  # fmt: skip
     schedule = _cifar.TriangularSchedule(
@@ -80,26 +81,63 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         total_steps=cfg.epochs * len(train_loader),
         clock=lambda: trainer.state.train_time,
         time_budget=ctx.options.time_budget,
+        **({"start": 1.0, "peak": 0.0, "end": 0.0} if muon else {}),  # muon: 1 -> 0 linearly
     )
     lookahead.progress = schedule.progress
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     history = trainer.fit(
         model, Loaders(train_loader, test_loader), loss_fn, optimizer, schedule, resume=ctx.resume
     )
-    tta_logits = _cifar.tta_logits(model, normalize(test.x), level=cfg.tta)
-    tta_acc = (tta_logits.argmax(1) == test.y).float().mean()
+    test_x = normalize(test.x)
+    tta_acc, plain_acc = (
+        float((_cifar.tta_logits(model, test_x, level=level).argmax(1) == test.y).float().mean())
+        for level in (cfg.tta, 0)
+    )  # the final weights: lookahead's last pull comes after the trainer's last evaluation
     ctx.save_model(model, _spec(kwargs, train))
     last = history.last()
-    ctx.echo(
-        f"test accuracy {float(tta_acc):.4f} with TTA level {cfg.tta} ({last['val_acc']:.4f} without)"
-    )
+    ctx.echo(f"test accuracy {tta_acc:.4f} with TTA level {cfg.tta} ({plain_acc:.4f} without)")
     return {
-        "test_acc": float(tta_acc),
-        "test_acc_no_tta": last["val_acc"],
+        "test_acc": tta_acc,
+        "test_acc_no_tta": plain_acc,
         "train_loss": last["train_loss"],
         "train_time": last["train_time"],
         "epochs_done": float(trainer.state.epoch),
     }
+
+
+def _optimizer(model: AirbenchNet, cfg: Config) -> torch.optim.Optimizer:
+    """airbench94's Nesterov SGD, or airbench94_muon's Muon for the conv filters.
+
+    Both references sum the loss over the batch; with a mean loss here, per-sample rates are
+    multiplied by the batch size.
+    """
+    if cfg.optimizer == "sgd":
+        kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))  # airbench's batch-size-free LR unit
+        groups = _cifar.param_groups(
+            model,
+            lr=cfg.lr * cfg.batch_size / kilostep,
+            weight_decay=cfg.weight_decay / kilostep,
+            bias_scale=cfg.bias_scale,
+        )
+        return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head = model[-1].weight  # (classes, width)
+    # airbench94_muon's head: weights of std 1 and logits / width; ours: default init, logits / 9
+    head_scale = (1 / cfg.widths[2] / model.logit_scale) ** 2
+    decay = 2e-6 * cfg.batch_size  # fraction of the weights decayed per step
+    sgd_groups = [  # (parameters, per-sample lr)
+        ([p for p in trainable if p.ndim == 1], 0.053),  # whitening and BatchNorm biases
+        ([head], 0.67 * head_scale),
+    ]
+    groups = [
+        {"params": [p for p in trainable if p.ndim == 4], "lr": cfg.muon_lr, "muon": True},
+        *(
+            {"params": ps, "lr": lr * cfg.batch_size, "momentum": cfg.momentum,
+             "weight_decay": decay / (lr * cfg.batch_size)}
+            for ps, lr in sgd_groups
+        ),
+    ]  # fmt: skip
+    return Muon(groups, lr=cfg.muon_lr, momentum=0.6)
 
 
 def _spec(kwargs: dict[str, object], train: ArrayDataset) -> ModelSpec:
