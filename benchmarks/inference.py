@@ -5,7 +5,8 @@ run, interleaved repeats, medians: ONNX Runtime, eager (NCHW, what ``model(x)`` 
 channels_last (what a tuned PyTorch user would run) and ``torch.compile`` (inductor, freezing).
 Then the HTTP server (``torchdojo.serve``) on the first model against an in-process
 ``session.run``. Quote only the ratios: this machine's absolute speed moves 2x between runs
-(docs: cpu-performance).
+(docs: cpu-performance). Each engine's GFLOP/s is also shown as a share of a large fp32 matmul's
+GFLOP/s measured in the same run: an engine near 100 % has no fp32 speed left to find.
 
     python benchmarks/inference.py [--models resnet18,mobilenet_v2] [--threads 2] [--repeats 7]
 
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
 
 from torchdojo.export import OnnxPredictor, decode_image, export_model, preprocess_image
 
@@ -198,12 +200,33 @@ async def server_throughput(url: str, data: bytes, requests: int, *, concurrency
         return requests / (time.perf_counter() - start)
 
 
-def report_engines(model_name: str, medians: dict[tuple[str, int], float]) -> dict[int, float]:
+def matmul_peak_gflops(repeats: int = 5, n: int = 4096) -> float:
+    """This CPU's fp32 GFLOP/s on an n x n matmul (median): a practical ceiling for conv nets."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    return 2 * n**3 / statistics.median(timed(lambda: a @ b, 1) for _ in range(repeats)) / 1e9
+
+
+def flops_per_image(model: torch.nn.Module) -> float:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 224, 224))
+    return float(counter.get_total_flops())
+
+
+def report_engines(
+    model_name: str, medians: dict[tuple[str, int], float], *, flops: float, peak: float
+) -> dict[int, float]:
     """Print one model's table; return its ORT/eager speedup per batch size."""
-    print(f"\n{model_name}")
-    print(f"{'engine':<12} {'batch':>5} {'latency ms':>11} {'images/s':>9}")
+    print(f"\n{model_name}: {flops / 1e9:.2f} GFLOP per image")
+    print(
+        f"{'engine':<12} {'batch':>5} {'latency ms':>11} {'images/s':>9} {'GFLOP/s':>8} {'of peak':>7}"
+    )
     for (name, batch), seconds in sorted(medians.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        print(f"{name:<12} {batch:>5} {seconds * 1000:>11.2f} {batch / seconds:>9.1f}")
+        gflops = batch * flops / seconds / 1e9
+        print(
+            f"{name:<12} {batch:>5} {seconds * 1000:>11.2f} {batch / seconds:>9.1f} "
+            f"{gflops:>8.0f} {gflops / peak:>7.0%}"
+        )
     speedups = {}
     for batch in BATCHES:
         eager = medians[("eager", batch)]
@@ -258,6 +281,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    peak = matmul_peak_gflops()
+    print(f"fp32 matmul 4096^3: {peak:.0f} GFLOP/s ({args.threads} threads)")
     speedups: dict[str, dict[int, float]] = {}
     server: dict[str, float] = {}
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -272,7 +297,9 @@ def main() -> None:
             inputs = {b: torch.randn(b, 3, 224, 224, generator=generator) for b in BATCHES}
             with torch.inference_mode():
                 engines = build_engines(model, predictor, inputs)
-                speedups[name] = report_engines(name, bench_engines(engines, args.repeats))
+                medians = bench_engines(engines, args.repeats)
+            flops = flops_per_image(model)
+            speedups[name] = report_engines(name, medians, flops=flops, peak=peak)
             if i == 0:
                 server = bench_server(export_dir, args.threads, args.server_requests, args.repeats)
     load = os.getloadavg()[0]
