@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import http.client
 import io
 import os
 import statistics
@@ -132,6 +133,37 @@ class socket_port:  # noqa: N801 - used as a context manager
         self.sock.close()
 
 
+class RawClient:
+    """One keep-alive ``http.client`` connection posting a prebuilt multipart body.
+
+    It times the server with almost no client-side Python work per request; httpx spends about a
+    millisecond of its own per request building and parsing, which is the client's cost.
+    """
+
+    def __init__(self, url: str, data: bytes) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        boundary = "torchdojo-benchmark-boundary"
+        part = 'Content-Disposition: form-data; name="file"; filename="x.jpg"'
+        self.body = (
+            f"--{boundary}\r\n{part}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        self.headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    def post(self) -> bytes:
+        self.connection.request("POST", "/predict", body=self.body, headers=self.headers)
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"/predict answered {response.status}: {body[:200]!r}")
+        return body
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 def jpeg_bytes(size: int = 256) -> bytes:
     rng = np.random.default_rng(0)
     buffer = io.BytesIO()
@@ -147,11 +179,13 @@ def bench_server(export_dir: Path, threads: int, requests: int, repeats: int) ->
     x = preprocess_image(decode_image(data), predictor.card)[None]  # (1, 3, 224, 224)
     process, url = start_server(export_dir, threads)
     files = {"file": ("x.jpg", data, "image/jpeg")}
-    run_only, pipeline, served = [], [], []
+    run_only, pipeline, served, served_httpx = [], [], [], []
+    raw = RawClient(url, data)
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
             for _ in range(5):
                 client.post("/predict", files=files).raise_for_status()
+                raw.post()
             per_round = max(1, requests // repeats)
             for _ in range(repeats):  # interleave in-process and HTTP latencies
                 run_only += [timed(lambda: predictor.logits(x), 1) for _ in range(per_round)]
@@ -164,12 +198,14 @@ def bench_server(export_dir: Path, threads: int, requests: int, repeats: int) ->
                     )
                     for _ in range(per_round)
                 ]
-                served += [
+                served += [timed(raw.post, 1) for _ in range(per_round)]
+                served_httpx += [
                     timed(lambda: client.post("/predict", files=files).raise_for_status(), 1)
                     for _ in range(per_round)
                 ]
         throughput = asyncio.run(server_throughput(url, data, requests, concurrency=4))
     finally:
+        raw.close()
         process.terminate()
         process.wait(timeout=20)
     return {
@@ -178,6 +214,7 @@ def bench_server(export_dir: Path, threads: int, requests: int, repeats: int) ->
         "inprocess_pipeline_p50": float(np.percentile(pipeline, 50)),
         "server_p50": float(np.percentile(served, 50)),
         "server_p99": float(np.percentile(served, 99)),
+        "server_httpx_p50": float(np.percentile(served_httpx, 50)),
         "server_rps_c4": throughput,
         "inprocess_rps": 1.0 / float(np.mean(run_only)),
     }
@@ -242,7 +279,9 @@ def report_engines(
 def report_server(server: dict[str, float]) -> None:
     print(
         f"\nserver (1 client, sequential): p50 {server['server_p50'] * 1000:.2f} ms, "
-        f"p99 {server['server_p99'] * 1000:.2f} ms; 4 clients: {server['server_rps_c4']:.1f} req/s"
+        f"p99 {server['server_p99'] * 1000:.2f} ms (http.client); with httpx as the client "
+        f"p50 {server['server_httpx_p50'] * 1000:.2f} ms; 4 httpx clients: "
+        f"{server['server_rps_c4']:.1f} req/s"
     )
     print(
         f"in-process session.run: p50 {server['inprocess_run_p50'] * 1000:.2f} ms, "
@@ -251,6 +290,10 @@ def report_server(server: dict[str, float]) -> None:
     )
     print(
         f"server_p50_vs_session_run_p50: {server['server_p50'] / server['inprocess_run_p50']:.3f}"
+    )
+    print(
+        "server_p50_vs_inprocess_pipeline_p50 (httpx client): "
+        f"{server['server_httpx_p50'] / server['inprocess_pipeline_p50']:.3f}"
     )
     print(
         f"server_p50_vs_inprocess_pipeline_p50: {server['server_p50'] / server['inprocess_pipeline_p50']:.3f}"
