@@ -243,3 +243,17 @@ def test_muon_plain_groups_are_nesterov_sgd_and_muon_groups_keep_their_norm() ->
         step = previous * (8**0.5 / previous.norm()) - conv.weight.detach()
         singular = torch.linalg.svdvals(step.reshape(8, -1) / 0.05)
         assert singular.min() > 0.3 and singular.max() < 1.6, singular
+
+
+def test_muon_step_evaluates_a_closure_like_torch_optimizers() -> None:
+    weight = nn.Parameter(torch.ones(3, 3))
+    optimizer = Muon([{"params": [weight], "muon": True}], lr=0.1)
+
+    def closure() -> float:
+        optimizer.zero_grad()
+        loss = (weight * torch.arange(9.0).view(3, 3)).sum()
+        loss.backward()
+        return float(loss)
+
+    assert optimizer.step(closure) == 36.0  # the loss before the step
+    assert not torch.equal(weight.detach(), torch.ones(3, 3))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -93,9 +93,10 @@ class Muon(torch.optim.Optimizer):
 
     A Muon group's weights (matrices, or conv filters read as (out, in*k*k)) step along the
     orthogonalized Nesterov momentum; before each step they are rescaled to norm sqrt(out), so
-    ``lr`` is an angle per step, as in airbench94_muon. That only suits weights followed by a
-    normalization (BatchNorm here), which makes the loss blind to their scale. Other groups get
-    plain SGD with Nesterov momentum and (coupled) weight decay, like ``torch.optim.SGD``.
+    ``lr`` is an angle per step, as in airbench94_muon, and ``weight_decay`` does not apply. That
+    only suits weights followed by a normalization (BatchNorm here), which makes the loss blind to
+    their scale. Other groups get plain SGD with Nesterov momentum and (coupled) weight decay,
+    exactly ``torch.optim.SGD(nesterov=True)``.
     """
 
     def __init__(
@@ -112,7 +113,11 @@ class Muon(torch.optim.Optimizer):
         self.ns_steps = ns_steps
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
             for p in group["params"]:
@@ -129,3 +134,4 @@ class Muon(torch.optim.Optimizer):
                     p.mul_(len(p) ** 0.5 / p.norm())
                     g = orthogonalize(g.reshape(len(g), -1), steps=self.ns_steps).view_as(p)
                 p.add_(g, alpha=-lr)
+        return loss
