@@ -253,7 +253,7 @@ def test_muon_step_evaluates_a_closure_like_torch_optimizers() -> None:
         optimizer.zero_grad()
         loss = (weight * torch.arange(9.0).view(3, 3)).sum()
         loss.backward()
-        return float(loss)
+        return float(loss.detach())
 
     assert optimizer.step(closure) == 36.0  # the loss before the step
     assert not torch.equal(weight.detach(), torch.ones(3, 3))
