@@ -12,6 +12,12 @@ evaluation; the torchdojo run also writes its report). Repeats are interleaved a
 reported. Needs ``TORCHDOJO_DATA`` with ``MNIST/raw`` and ``FashionMNIST/raw``.
 The last line reads ``speedup_vs_reference: <MNIST reference time / torchdojo time>``.
 
+Measured 2026-11-29 (``--repeats 3``, quiet 2-core CPU, medians): MNIST 241.1 s (reference, 99.06 %
+after 4 epochs) vs 29.3 s (99.14 %): 8.23x. Fashion-MNIST: the reference ends its 14 epochs at
+92.91 % in 855.2 s without reaching 93 %; fashion-mnist-cnn reaches 93.23 % in 518.5 s, so 1.65x
+is a lower bound. MNIST-1D to 95 %: 3.1 s for both (1.03x; the raw loop ends at 95.5-96.4 %, the
+recipe's full schedule at 99.2 %).
+
     TORCHDOJO_DATA=/work/shared/data python benchmarks/time_to_accuracy.py --quick
 """
 
