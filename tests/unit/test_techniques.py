@@ -1,4 +1,8 @@
-"""EMA, MixUp/CutMix, the LR range test and Muon: exact math and visible effects."""
+"""EMA, MixUp/CutMix, the LR range test and Muon: exact math and visible effects.
+
+EMA and mixing are callbacks on a plain Trainer; tests/unit/test_callbacks_compose.py checks them
+together with Freeze and gradient clipping.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,9 @@ from torch import nn
 
 from torchdojo.engine import Callback, Loaders, StepOutput, TensorLoader, Trainer, TrainerConfig
 from torchdojo.engine.checkpoint import load_checkpoint, save_checkpoint
-from torchdojo.engine.ema import EMA, EMATrainer
+from torchdojo.engine.ema import EMA
 from torchdojo.engine.lr_finder import find_lr, lr_schedule, smooth
-from torchdojo.engine.mixing import BatchMixer, MixTrainer, mixup
+from torchdojo.engine.mixing import BatchMixer, Mix, mixup
 from torchdojo.engine.optim import Muon, orthogonalize
 
 
@@ -80,19 +84,21 @@ def test_ema_swap_restores_weights_and_state_survives_a_checkpoint(tmp_path: obj
     assert restored.shadow["1.num_batches_tracked"].dtype == torch.int64
 
 
-def test_ema_trainer_validates_on_the_average() -> None:
+def test_ema_callback_validates_on_the_average() -> None:
     torch.manual_seed(0)
     x, y = torch.randn(64, 2), torch.randn(64, 1)
     model = nn.Linear(2, 1)
     ema = EMA(decay=0.999)  # barely moves: validation must see the (almost) initial weights
     initial_loss = float(nn.functional.mse_loss(model(x), y).detach())
-    trainer = EMATrainer(TrainerConfig(epochs=3, num_threads=1), callbacks=[ema])
+    trainer = Trainer(TrainerConfig(epochs=3, num_threads=1), callbacks=[ema])  # validate=True
     loader = TensorLoader(x, y, batch_size=16, shuffle=False)
     history = trainer.fit(
         model, Loaders(loader, loader), nn.MSELoss(), torch.optim.SGD(model.parameters(), lr=0.1)
     )
     assert history.last()["val_loss"] == pytest.approx(initial_loss, rel=0.05)
     assert history.last()["train_loss"] < 0.8 * initial_loss
+    raw_loss = float(nn.functional.mse_loss(model(x), y).detach())
+    assert raw_loss < 0.8 * initial_loss  # the raw weights came back after validation
 
 
 # -------------------------------------------------------------------- MixUp / CutMix
@@ -143,7 +149,7 @@ def test_batch_mixer_on_signals_uses_mixup_and_refuses_cutmix() -> None:
         BatchMixer(5, mixup_alpha=0.0, cutmix_alpha=1.0)(x, y)
 
 
-def test_mix_trainer_trains_on_soft_targets() -> None:
+def test_mix_callback_trains_on_soft_targets() -> None:
     torch.manual_seed(0)
     y = torch.randint(0, 2, (128,))
     x = torch.randn(128, 1, 4, 4) + 2.0 * y.view(-1, 1, 1, 1).float()
@@ -156,7 +162,9 @@ def test_mix_trainer_trains_on_soft_targets() -> None:
             seen.append(y_soft)
             return x_mixed, y_soft
 
-    trainer = MixTrainer(TrainerConfig(epochs=4, num_threads=1), mixer=Spy(2, mixup_alpha=0.4))
+    trainer = Trainer(
+        TrainerConfig(epochs=4, num_threads=1), callbacks=[Mix(Spy(2, mixup_alpha=0.4))]
+    )
     loader = TensorLoader(x, y, batch_size=32, seed=0)
     history = trainer.fit(
         model,

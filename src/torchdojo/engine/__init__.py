@@ -1,26 +1,46 @@
 """Layer 2: the training engine — Trainer, callbacks, checkpoints, loaders, DDP helpers."""
 
-from torchdojo.engine.callbacks import Callback, EarlyStopping, MetricsLogger, StepOutput
+from torchdojo.engine.callbacks import (
+    Callback,
+    EarlyStopping,
+    EvalOutput,
+    GradientClipping,
+    MetricsLogger,
+    StepOutput,
+)
 from torchdojo.engine.checkpoint import (
     Checkpoint,
     CheckpointManager,
     load_checkpoint,
     save_checkpoint,
 )
+from torchdojo.engine.ema import EMA
 from torchdojo.engine.loader import ResumableSampler, TensorLoader, make_loader
+from torchdojo.engine.mixing import BatchMixer, Mix
 from torchdojo.engine.progress import ProgressBar
 from torchdojo.engine.trainer import (
+    EvalFn,
     History,
     Loaders,
     NonFiniteLossError,
+    StepFn,
     Trainer,
     TrainerConfig,
     TrainingInterrupted,
     TrainState,
 )
+from torchdojo.engine.transfer import Freeze
 
 __all__ = [
+    "EMA",
+    "BatchMixer",
     "Callback",
+    "EvalFn",
+    "EvalOutput",
+    "Freeze",
+    "GradientClipping",
+    "Mix",
+    "StepFn",
     "Checkpoint",
     "CheckpointManager",
     "EarlyStopping",

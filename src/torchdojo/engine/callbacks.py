@@ -1,7 +1,11 @@
 """Training callbacks: a few typed events, and the callbacks every run uses.
 
-Events, in order: ``on_fit_start`` -> (``on_epoch_start`` -> ``on_batch_end``* ->
-``on_epoch_end``)* -> ``on_fit_end``. Taught in lessons/00_tour.py.
+Events, in order: ``on_fit_start`` -> (``on_epoch_start`` -> (``on_batch_start`` ->
+``on_before_step``* -> ``on_batch_end``)* -> ``on_validation_start`` -> ``on_validation_end``
+-> ``on_epoch_end``)* -> ``on_fit_end``. Techniques are callbacks, so they compose: EMA
+(validates on the average), mixing (changes the batch), freezing (sets what trains at each epoch
+start), gradient clipping (before each optimizer step), early stopping. Taught in
+lessons/00_tour.py.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from torchdojo.engine.trainer import History, Trainer
@@ -27,13 +32,34 @@ class StepOutput:
         batch_size: Samples in the step (on this rank).
         log: Floats to log; set by the trainer on logging steps only (every ``log_every``).
         optimizer_stepped: False on the micro-steps of gradient accumulation.
+        values: Other per-step numbers to average and log (a GAN's ``d_loss``, ``g_loss``).
+        extra: Anything else callbacks may want (not logged).
     """
 
     loss: Tensor
     batch_size: int
     log: dict[str, float] | None = None
     optimizer_stepped: bool = True
+    values: dict[str, Tensor] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalOutput:
+    """What one validation step returns; ``preds`` and ``target`` go to every metric's
+    ``update(preds, target)`` as they are (tensors, or lists of box dicts for mAP, ...).
+
+    Args:
+        loss: The batch's loss, or None when validation has no loss (samples, boxes).
+        preds: Predictions in the form the metrics take.
+        target: Targets in the form the metrics take.
+        batch_size: Samples in the batch (weights the mean loss).
+    """
+
+    loss: Tensor | None
+    preds: Any
+    target: Any
+    batch_size: int
 
 
 class Callback:
@@ -45,8 +71,21 @@ class Callback:
     def on_epoch_start(self, trainer: Trainer, epoch: int) -> None:
         """Called before the first batch of ``epoch``."""
 
+    def on_batch_start(self, trainer: Trainer, batch: Any) -> Any:
+        """Called with each training batch (on the device); returns the batch to train on."""
+        return batch
+
+    def on_before_step(self, trainer: Trainer, optimizer: torch.optim.Optimizer) -> None:
+        """Called after the backward pass, before ``optimizer.step()`` (gradients unscaled)."""
+
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         """Called after each training step; ``output.log`` is set on logging steps."""
+
+    def on_validation_start(self, trainer: Trainer) -> None:
+        """Called before a validation pass (e.g. to swap in averaged weights)."""
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        """Called after a validation pass, with the models back in train mode."""
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
         """Called after validation of each epoch; ``history`` already holds this epoch's stats."""
@@ -60,6 +99,23 @@ class Callback:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+class GradientClipping(Callback):
+    """Clip the global gradient norm of the parameters an optimizer steps to ``max_norm``.
+
+    Args:
+        max_norm: The largest gradient norm allowed.
+    """
+
+    def __init__(self, max_norm: float) -> None:
+        if not max_norm > 0:
+            raise ValueError(f"max_norm must be > 0, got {max_norm}; 1.0 is a common choice")
+        self.max_norm = max_norm
+
+    def on_before_step(self, trainer: Trainer, optimizer: torch.optim.Optimizer) -> None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, self.max_norm)
 
 
 class EarlyStopping(Callback):

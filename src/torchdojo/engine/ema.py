@@ -3,22 +3,25 @@
 After each ``every``-th optimizer step: ``ema = decay * ema + (1 - decay) * weights`` for every
 floating-point entry of the model's ``state_dict`` (parameters and BatchNorm statistics; integer
 buffers such as ``num_batches_tracked`` are copied). The average usually validates better than
-the last weights (Polyak & Juditsky, 1992; timm's ``ModelEmaV3``). Validate or save with the
-average through :meth:`EMA.swap`, or train with :class:`EMATrainer` to validate every epoch on it.
-Taught in lessons on training techniques.
+the last weights (Polyak & Juditsky, 1992; timm's ``ModelEmaV3``). With ``validate=True`` (the
+default) every validation pass runs on the average, the raw weights coming back afterwards;
+save with the average through :meth:`EMA.copy_to` or :meth:`EMA.swap`. A callback, so it
+composes with mixing, freezing and clipping. Taught in lessons on training techniques.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from torchdojo.engine.callbacks import Callback, StepOutput
-from torchdojo.engine.trainer import Trainer
+
+if TYPE_CHECKING:
+    from torchdojo.engine.trainer import Trainer
 
 
 class EMA(Callback):
@@ -29,16 +32,26 @@ class EMA(Callback):
         every: Update after every ``every``-th optimizer step (cheaper for large models).
         warmup_steps: Before this many updates, copy the weights instead of averaging, so the
             average does not start from random initial weights.
+        validate: Run every validation pass on the average (the raw weights keep training).
     """
 
-    def __init__(self, decay: float = 0.999, *, every: int = 1, warmup_steps: int = 0) -> None:
+    def __init__(
+        self,
+        decay: float = 0.999,
+        *,
+        every: int = 1,
+        warmup_steps: int = 0,
+        validate: bool = True,
+    ) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}; 0.999 is a common choice")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.decay, self.every, self.warmup_steps = decay, every, warmup_steps
+        self.validate = validate
         self.shadow: dict[str, Tensor] = {}
         self.num_updates = 0
+        self._swapped: contextlib.ExitStack | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if not self.shadow:  # a resumed run already loaded its average
@@ -47,6 +60,16 @@ class EMA(Callback):
     def on_batch_end(self, trainer: Trainer, output: StepOutput) -> None:
         if output.optimizer_stepped and trainer.state.step % self.every == 0:
             self.update(trainer.unwrapped_model)
+
+    def on_validation_start(self, trainer: Trainer) -> None:
+        if self.validate and self.shadow:
+            self._swapped = contextlib.ExitStack()
+            self._swapped.enter_context(self.swap(trainer.unwrapped_model))
+
+    def on_validation_end(self, trainer: Trainer) -> None:
+        if self._swapped is not None:
+            self._swapped.close()  # the raw weights come back
+            self._swapped = None
 
     def reset(self, model: nn.Module) -> None:
         """Start the average at ``model``'s current weights."""
@@ -99,26 +122,4 @@ class EMA(Callback):
             self.num_updates = int(state["num_updates"])
 
 
-class EMATrainer(Trainer):
-    """A :class:`Trainer` whose validation (every epoch) runs on the EMA weights.
-
-    Needs an :class:`EMA` among its callbacks; checkpoints keep the raw weights and the average.
-    """
-
-    def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
-        ema = find_ema(self.callbacks)
-        if not ema.shadow:
-            return super().evaluate(loader)
-        with ema.swap(self.unwrapped_model):
-            return super().evaluate(loader)
-
-
-def find_ema(callbacks: Iterable[Callback]) -> EMA:
-    """The :class:`EMA` among ``callbacks`` (raises with the fix when there is none)."""
-    for callback in callbacks:
-        if isinstance(callback, EMA):
-            return callback
-    raise ValueError("EMATrainer needs an EMA callback: pass callbacks=[EMA(decay=0.999)]")
-
-
-__all__ = ["EMA", "EMATrainer", "find_ema"]
+__all__ = ["EMA"]

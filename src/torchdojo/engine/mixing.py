@@ -6,22 +6,22 @@ CutMix (Yun et al., 2019, https://arxiv.org/abs/1905.04899) pastes a box of ``b`
 and sets ``lam`` to the share of ``a`` that is left. Images go through torchvision's
 ``transforms.v2.MixUp`` / ``CutMix`` (partner = the batch rolled by one); other inputs (1-D
 signals, features) use :func:`mixup` here. ``nn.CrossEntropyLoss`` takes soft targets as they
-are, so :class:`MixTrainer` only changes the training step. Taught in lessons on augmentation.
+are, so the :class:`Mix` callback only changes each training batch; validation stays clean.
+Taught in lessons on augmentation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
-from torchmetrics import Metric
 
-from torchdojo.engine.callbacks import Callback, StepOutput
-from torchdojo.engine.trainer import Trainer, TrainerConfig
+from torchdojo.engine.callbacks import Callback
+
+if TYPE_CHECKING:
+    from torchdojo.engine.trainer import Trainer
 
 
 def mixup(x: Tensor, y: Tensor, *, lam: float, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -77,40 +77,20 @@ class BatchMixer:
         return mixup(x, y, lam=float(beta.sample()), num_classes=self.num_classes)
 
 
-class MixTrainer(Trainer):
-    """A :class:`Trainer` that mixes each training batch; validation stays on clean data.
+class Mix(Callback):
+    """Mix every ``(x, y)`` training batch with a :class:`BatchMixer`: the step then sees
+    ``(x_mixed, soft_targets)``; validation batches are left alone.
 
     Args:
-        config: How to train.
-        callbacks: Extra callbacks.
-        metrics: torchmetrics for validation, keyed by name.
-        checkpoint_dir: Where checkpoints go.
-        mixer: The :class:`BatchMixer`; may also be set later as ``trainer.mixer``.
+        mixer: The :class:`BatchMixer` to apply.
     """
 
-    def __init__(
-        self,
-        config: TrainerConfig | None = None,
-        *,
-        callbacks: Iterable[Callback] = (),
-        metrics: Mapping[str, Metric] | None = None,
-        checkpoint_dir: str | Path | None = None,
-        mixer: BatchMixer | None = None,
-    ) -> None:
-        super().__init__(
-            config, callbacks=callbacks, metrics=metrics, checkpoint_dir=checkpoint_dir
-        )
+    def __init__(self, mixer: BatchMixer) -> None:
         self.mixer = mixer
 
-    def training_step(self, batch: Any) -> StepOutput:
-        if self.mixer is None:
-            raise ValueError(
-                "MixTrainer has no mixer: pass mixer=BatchMixer(num_classes) or set it"
-            )
+    def on_batch_start(self, trainer: Trainer, batch: Any) -> Any:
         x, y = batch
-        x, y_soft = self.mixer(x, y)
-        logits = self.model(x)
-        return StepOutput(loss=self.loss_fn(logits, y_soft), batch_size=len(y))
+        return self.mixer(x, y)
 
 
-__all__ = ["BatchMixer", "MixTrainer", "mixup"]
+__all__ = ["BatchMixer", "Mix", "mixup"]

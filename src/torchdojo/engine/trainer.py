@@ -21,18 +21,21 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import Metric
 
 from torchdojo.engine import distributed as dist
-from torchdojo.engine.callbacks import Callback, StepOutput
+from torchdojo.engine.callbacks import Callback, EvalOutput, GradientClipping, StepOutput
 from torchdojo.engine.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
 from torchdojo.engine.loader import position_loader
-from torchdojo.utils.device import choose_device, forward_flops, pick_num_threads
+from torchdojo.utils.device import choose_device, choose_threads, forward_flops
 from torchdojo.utils.seed import rng_state, seed_everything, set_deterministic, set_rng_state
 
 log = logging.getLogger(__name__)
-LossFn = Callable[[Tensor, Tensor], Tensor]
+LossFn = Callable[[Any, Any], Tensor]
 Precision = Literal["32", "bf16", "16"]
+StepFn = Callable[["Trainer", Any], StepOutput]
+EvalFn = Callable[["Trainer", Any], EvalOutput]
+Named = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -140,15 +143,24 @@ class TrainingInterrupted(RuntimeError):
 
 
 class Trainer:
-    """Train a model with an explicit loop, callbacks, AMP, checkpoints and exact resume.
+    """Train one or several models with an explicit loop, callbacks, AMP, checkpoints and exact
+    resume.
 
-    Subclass and override :meth:`training_step` / :meth:`validation_step` for tasks whose batch
-    is not ``(x, y)`` with a loss on ``model(x)``.
+    The common case is one model, one optimizer and ``(x, y)`` batches with a loss on
+    ``model(x)``: ``fit(model, loaders, loss_fn, optimizer, scheduler)``. Any other task passes
+    dicts of models, optimizers and schedulers, and a ``step(trainer, batch) -> StepOutput`` that
+    does its own backward passes and optimizer steps through :meth:`backward` and
+    :meth:`step_optimizer` (a GAN's two players, each stepped in turn); ``eval_step(trainer,
+    batch) -> EvalOutput`` hands validation metrics any structure (a list of box dicts for mAP,
+    masks, samples). Batches may be any nest of tensors, lists, tuples and dicts. Taught in
+    lessons/00_tour.py.
 
     Args:
         config: How to train.
-        callbacks: Extra callbacks (a progress bar, a metrics logger, early stopping, ...).
-        metrics: torchmetrics for validation, keyed by name (logged as ``val_<name>``).
+        callbacks: Extra callbacks (a progress bar, a metrics logger, EMA, mixing, freezing,
+            early stopping, ...).
+        metrics: torchmetrics for validation, keyed by name (logged as ``val_<name>``); a metric
+            whose ``compute`` returns a dict logs each scalar entry as ``val_<name>_<key>``.
         checkpoint_dir: Where checkpoints go (None: no checkpoints).
     """
 
@@ -161,8 +173,9 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
     ) -> None:
         self.config = config or TrainerConfig()
-        self.callbacks = list(callbacks)
-        self.metrics = MetricCollection(dict(metrics)) if metrics else None
+        clipping = [GradientClipping(self.config.grad_clip)] if self.config.grad_clip else []
+        self.callbacks = [*clipping, *callbacks]
+        self.metrics = dict(metrics or {})
         self.checkpoints = (
             CheckpointManager(checkpoint_dir, keep_last=self.config.keep_last)
             if checkpoint_dir
@@ -177,41 +190,94 @@ class Trainer:
         self._best_now = False
         self.last_checkpoint: Path | None = None
         self._signal: int | None = None
-        self.model: nn.Module
-        self.optimizer: torch.optim.Optimizer
-        self.scheduler: Any = None
-        self.loss_fn: LossFn
+        self.models: dict[str, nn.Module] = {}  # as trained (DDP / compiled wrappers)
+        self.unwrapped_models: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.loss_fn: LossFn | None = None
+        self.step_fn: StepFn | None = None
+        self.eval_fn: EvalFn | None = None
         self.num_train_batches: int | None = None
+        self._scaler: torch.amp.GradScaler | None = None
+
+    # ------------------------------------------------------ the first model, for one-model tasks
+    @property
+    def model(self) -> nn.Module:
+        """The first model as trained (wrapped in DDP / compile when those are on)."""
+        return next(iter(self.models.values()))
+
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        """The first model itself."""
+        return next(iter(self.unwrapped_models.values()))
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The first optimizer (its first group's LR is the one logged)."""
+        return next(iter(self.optimizers.values()))
+
+    @property
+    def scheduler(self) -> Any:
+        """The first scheduler, or None."""
+        return next(iter(self.schedulers.values()), None)
 
     # ----------------------------------------------------------------- the loop
     def fit(
         self,
-        model: nn.Module,
+        model: nn.Module | Mapping[str, nn.Module],
         loaders: Loaders,
-        loss_fn: LossFn,
-        optimizer: torch.optim.Optimizer,
+        loss_fn: LossFn | None = None,
+        optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer] | None = None,
         scheduler: Any = None,
         *,
+        step: StepFn | None = None,
+        eval_step: EvalFn | None = None,
         resume: str | Path | Checkpoint | None = None,
     ) -> History:
-        """Train ``model`` and return its per-epoch history."""
-        self._setup(model, loss_fn, optimizer, scheduler, loaders, resume)
+        """Train and return the per-epoch history.
+
+        Args:
+            model: A model, or a dict of named models (a GAN's ``{"G": ..., "D": ...}``).
+            loaders: Training batches and (optionally) validation batches.
+            loss_fn: ``loss_fn(model(x), y)`` for the default step; unused by a custom ``step``.
+            optimizer: An optimizer or a dict of named optimizers.
+            scheduler: An LR scheduler, a dict of named ones, or None.
+            step: A custom training step (manual optimization, see the class docstring).
+            eval_step: A custom validation step returning :class:`EvalOutput`.
+            resume: A checkpoint file, a checkpoint folder or a loaded :class:`Checkpoint`.
+        """
+        if optimizer is None:
+            raise ValueError("fit needs an optimizer (or a dict of named optimizers)")
+        if step is None and loss_fn is None:
+            raise ValueError("fit needs loss_fn for the default (x, y) step, or a custom step")
+        if step is not None and self.config.accumulate != 1:
+            raise ValueError("a custom step does its own optimizer steps; use accumulate=1")
+        self.loss_fn, self.step_fn, self.eval_fn = loss_fn, step, eval_step
+        self._setup(
+            _named(model, "model"),
+            _named(optimizer, "optimizer"),
+            _named(scheduler, "scheduler"),
+            loaders,
+            resume,
+        )
         self._emit("on_fit_start", self)
         with self._signals_handled():
             for epoch in range(self.state.epoch, self.config.epochs):
                 self.state.epoch = epoch
+                self._set_train_mode(True)
                 self._emit("on_epoch_start", self, epoch)
-                train_loss = self._train_epoch(loaders.train)
+                train_stats = self._train_epoch(loaders.train)
                 if self._signal is not None:
                     self._interrupt()
-                self._end_epoch(train_loss, loaders.val)
+                self._end_epoch(train_stats, loaders.val)
                 if self.stop_reason:
                     break
         self._emit("on_fit_end", self, self.history)
         return self.history
 
-    def _train_epoch(self, loader: Iterable[Any]) -> float:
-        self.model.train()
+    def _train_epoch(self, loader: Iterable[Any]) -> dict[str, float]:
+        """One pass over ``loader`` (from where a resumed run stopped); the epoch's mean loss as
+        ``train_loss`` and a custom step's other values as ``train_<name>``."""
         if not position_loader(
             loader, epoch=self.state.epoch, start_batch=self.state.batch_in_epoch
         ):
@@ -227,8 +293,8 @@ class Trainer:
                 self._choose_threads(self._to_device(batch))
                 tick = time.perf_counter()
                 window.reset()
-            output = self._optimizer_step(batch)
-            window.add(output.loss, output.batch_size)
+            output = self._run_step(batch)
+            window.add(output.loss, output.batch_size, output.values)
             now = time.perf_counter()
             self.state.train_time += now - tick
             tick = now
@@ -241,65 +307,120 @@ class Trainer:
         else:
             self.state.batch_in_epoch = 0
         meter.merge(window)
-        return meter.mean()
+        return {"train_loss": meter.mean(), **{f"train_{k}": v for k, v in meter.means().items()}}
 
-    def _optimizer_step(self, batch: Any) -> StepOutput:
+    def _run_step(self, batch: Any) -> StepOutput:
         cfg = self.config
         batch = self._to_device(batch)
-        with self._autocast():
+        for callback in self.callbacks:
+            batch = callback.on_batch_start(self, batch)
+        if self.step_fn is not None:  # manual optimization: the step calls step_optimizer
+            output = self.step_fn(self, batch)
+            # Gradients a step leaves behind (G's backward through D) must not reach the next
+            # step: a checkpoint holds none, so a resumed run would differ.
+            for model in self.unwrapped_models.values():
+                model.zero_grad(set_to_none=True)
+            self._check_finite(output, batch)
+            self.state.batch_in_epoch += 1
+            output.optimizer_stepped = True
+            self._finish_optimizer_step()
+            return output
+        with self.autocast():
             output = self.training_step(batch)
-        if (
-            cfg.nan_guard
-            and self._check_finite_now()
-            and not math.isfinite(float(output.loss.detach()))
-        ):
-            raise self._diagnose_nonfinite(batch, output.loss)
-        self._backward(output.loss / cfg.accumulate)
+        self._check_finite(output, batch)
+        self.backward(output.loss / cfg.accumulate)
         self.state.batch_in_epoch += 1
         output.optimizer_stepped = self.state.batch_in_epoch % cfg.accumulate == 0
         if output.optimizer_stepped:
-            self._apply_gradients()
-            self.state.step += 1
-            if self.scheduler is not None and cfg.scheduler_interval == "step":
-                self.scheduler.step()
+            for name in self.optimizers:
+                self.step_optimizer(name)
+            self._finish_optimizer_step()
         return output
 
+    def _finish_optimizer_step(self) -> None:
+        if self._scaler is not None:
+            self._scaler.update()
+        self.state.step += 1
+        if self.config.scheduler_interval == "step":
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+
     def training_step(self, batch: Any) -> StepOutput:
-        """Forward one ``(x, y)`` batch and return its loss; override for other tasks."""
+        """Forward one ``(x, y)`` batch and return its loss (the default step)."""
         x, y = batch
         logits = self.model(x)
+        assert self.loss_fn is not None  # fit checks it
         return StepOutput(loss=self.loss_fn(logits, y), batch_size=len(y))
 
-    def validation_step(self, batch: Any) -> tuple[Tensor, Tensor, Tensor]:
-        """Return ``(loss, predictions, targets)`` for one batch; override for other tasks."""
+    def validation_step(self, batch: Any) -> EvalOutput:
+        """Loss, predictions and targets of one batch: ``eval_step`` if given, else ``(x, y)``
+        with a loss on the logits."""
+        if self.eval_fn is not None:
+            return self.eval_fn(self, batch)
         x, y = batch
         logits = self.model(x)
-        return self.loss_fn(logits, y), logits, y
+        loss = self.loss_fn(logits, y) if self.loss_fn is not None else None
+        return EvalOutput(loss=loss, preds=logits, target=y, batch_size=len(y))
 
+    # ------------------------------------------------------- manual optimization
+    def backward(self, loss: Tensor) -> None:
+        """``loss.backward()``, scaled by the GradScaler under fp16."""
+        if self._scaler is not None:
+            self._scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def step_optimizer(self, name: str = "optimizer") -> None:
+        """Step optimizer ``name`` after its backward pass: unscale (fp16), callbacks'
+        ``on_before_step`` (gradient clipping), ``step``, then ``zero_grad``."""
+        optimizer = self.optimizers[name]
+        if self._scaler is not None:
+            self._scaler.unscale_(optimizer)
+        self._emit("on_before_step", self, optimizer)
+        if self._scaler is not None:
+            self._scaler.step(optimizer)
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The ``--precision`` autocast context (a no-op at fp32); custom steps use it."""
+        precision = self.config.precision
+        if precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    # ---------------------------------------------------------------- validation
     @torch.inference_mode()
     def evaluate(self, loader: Iterable[Any]) -> dict[str, float]:
         """Mean loss and every metric over ``loader`` (reduced across DDP ranks)."""
-        self.model.eval()
-        if self.metrics is not None:
-            self.metrics.reset()
+        self._emit("on_validation_start", self)
+        self._set_train_mode(False)
+        for metric in self.metrics.values():
+            metric.reset()
         meter = _LossMeter(self.device)
         for batch in loader:
             batch = self._to_device(batch)
-            with self._autocast():
-                loss, preds, target = self.validation_step(batch)
-            meter.add(loss, len(target))
-            if self.metrics is not None:
-                self.metrics.update(preds.float(), target)
-        results = {"loss": meter.mean(reduce=True)}
-        if self.metrics is not None:
-            results.update({k: float(v) for k, v in self.metrics.compute().items()})
-        self.model.train()
+            with self.autocast():
+                out = self.validation_step(batch)
+            if out.loss is not None:
+                meter.add(out.loss, out.batch_size)
+            preds = out.preds.float() if _is_float_tensor(out.preds) else out.preds
+            for metric in self.metrics.values():
+                metric.update(preds, out.target)
+        results = {"loss": meter.mean(reduce=True)} if meter.count else {}
+        for name, metric in self.metrics.items():
+            results.update(_scalars(name, metric.compute()))
+        self._set_train_mode(True)
+        self._emit("on_validation_end", self)
         return results
 
-    def _end_epoch(self, train_loss: float, val_loader: Iterable[Any] | None) -> None:
-        if self.scheduler is not None and self.config.scheduler_interval == "epoch":
-            self.scheduler.step()
-        record: dict[str, float] = {"epoch": self.state.epoch, "train_loss": train_loss}
+    def _end_epoch(self, train_stats: dict[str, float], val_loader: Iterable[Any] | None) -> None:
+        if self.config.scheduler_interval == "epoch":
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+        record: dict[str, float] = {"epoch": self.state.epoch, **train_stats}
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
         record["train_time"] = self.state.train_time
@@ -370,9 +491,9 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training bit for bit."""
         return {
-            "model": self.unwrapped_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "models": {k: m.state_dict() for k, m in self.unwrapped_models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "scaler": self._scaler.state_dict() if self._scaler is not None else None,
             "trainer": asdict(self.state),
             "history": self.history.records,
@@ -383,10 +504,18 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (call after ``_setup``)."""
-        self.unwrapped_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state["scheduler"] is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        for kind, have in (
+            ("models", self.unwrapped_models),
+            ("optimizers", self.optimizers),
+            ("schedulers", self.schedulers),
+        ):
+            if set(state[kind]) != set(have):
+                raise ValueError(
+                    f"the checkpoint holds {kind} {sorted(state[kind])}, this run has "
+                    f"{sorted(have)}; resume with the same task that wrote it"
+                )
+            for name, obj in have.items():
+                obj.load_state_dict(state[kind][name])
         if self._scaler is not None and state["scaler"] is not None:
             self._scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
@@ -398,16 +527,15 @@ class Trainer:
     # ------------------------------------------------------------------- setup
     def _setup(
         self,
-        model: nn.Module,
-        loss_fn: LossFn,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
+        models: dict[str, nn.Module],
+        optimizers: dict[str, torch.optim.Optimizer],
+        schedulers: dict[str, Any],
         loaders: Loaders,
         resume: str | Path | Checkpoint | None,
     ) -> None:
         cfg = self.config
         self.device = dist.device_for_rank(choose_device(cfg.device))
-        num_params = sum(p.numel() for p in model.parameters())
+        num_params = sum(p.numel() for m in models.values() for p in m.parameters())
         self._threads_chosen = self.device.type != "cpu" or cfg.num_threads is not None
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
@@ -419,17 +547,18 @@ class Trainer:
                 "precision '16' needs CUDA: fp16 has no fast path on CPU "
                 "(measured 2.5 GFLOP/s); use --precision bf16"
             )
-        model.to(self.device)
-        if cfg.channels_last:
-            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.unwrapped_model = model
-        self.model = dist.wrap_model(model, self.device)
-        if cfg.compile:
-            self.model = torch.compile(self.model)  # type: ignore[assignment]
-        self.loss_fn, self.optimizer, self.scheduler = loss_fn, optimizer, scheduler
+        self.unwrapped_models = dict(models)
+        self.models = {}
+        for name, model in models.items():
+            model.to(self.device)
+            if cfg.channels_last:
+                _channels_last_4d(model)
+            wrapped = dist.wrap_model(model, self.device)
+            self.models[name] = torch.compile(wrapped) if cfg.compile else wrapped  # type: ignore[assignment]
+        self.optimizers, self.schedulers = dict(optimizers), dict(schedulers)
         self._scaler = torch.amp.GradScaler("cuda") if cfg.precision == "16" else None
-        if self.metrics is not None:
-            self.metrics.to(self.device)
+        for metric in self.metrics.values():
+            metric.to(self.device)
         with contextlib.suppress(TypeError):
             self.num_train_batches = len(loaders.train)  # type: ignore[arg-type]
         self.env = {
@@ -440,6 +569,8 @@ class Trainer:
             "world_size": dist.world_size(),
             "torch": torch.__version__,
         }
+        if cfg.num_threads is not None:
+            self.env["threads_reason"] = "set by the run (--threads or the recipe's config)"
         if resume is not None:
             self._resume(resume)
 
@@ -462,22 +593,40 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- helpers
+    def _set_train_mode(self, mode: bool) -> None:
+        for model in self.models.values():
+            model.train(mode)
+
     def _choose_threads(self, batch: Any) -> None:
         """CPU thread policy from the first batch's cost (see ``pick_num_threads``)."""
         self._threads_chosen = True
         if self.state.num_threads:  # a resumed run keeps its thread count: same arithmetic
             torch.set_num_threads(self.state.num_threads)
-            self.env.update(num_threads=self.state.num_threads)
+            self.env.update(
+                num_threads=self.state.num_threads,
+                threads_reason="kept from the run being resumed (same arithmetic)",
+            )
             return
+        flops = self._step_flops(batch)
+        choice = choose_threads(flops)
+        torch.set_num_threads(choice.threads)
+        self.state.num_threads = choice.threads
+        gflops = None if math.isinf(flops) else round(flops / 1e9, 3)
+        self.env.update(num_threads=choice.threads, threads_reason=choice.reason)
+        self.env.update(step_gflops=gflops)
+        if choice.warning:
+            log.warning(choice.warning)
+
+    def _step_flops(self, batch: Any) -> float:
+        """FLOPs of one training step of the first model: one sample counted, scaled to the
+        batch, x 3 for the backward; infinite when the batch is not ``(x, ...)`` it can read."""
+        if self.step_fn is not None or len(self.models) != 1:
+            return float("inf")
         try:
-            x = batch[0]  # count one sample (cheap), scale to the batch; x 3 for the backward
-            flops: float = 3 * len(x) * forward_flops(self.unwrapped_model, x[:1])
+            x = batch[0]
+            return 3 * len(x) * forward_flops(self.unwrapped_model, x[:1])
         except Exception:  # noqa: BLE001 - custom batches: fall back to all cores
-            flops = float("inf")
-        threads = pick_num_threads(flops)
-        torch.set_num_threads(threads)
-        self.state.num_threads = threads
-        self.env.update(num_threads=threads, step_gflops=round(flops / 1e9, 3))
+            return float("inf")
 
     def _update_best(self, record: dict[str, float]) -> None:
         key, value = self.config.monitor, None
@@ -504,14 +653,20 @@ class Trainer:
             and self.state.batch_in_epoch == self.num_train_batches
         )
 
-    def _check_finite_now(self) -> bool:
+    def _check_finite(self, output: StepOutput, batch: Any) -> None:
         # On CPU a check costs ~0.3 us; on an accelerator it is a host sync, so check on log steps.
-        return self.device.type == "cpu" or self.state.step % self.config.log_every == 0
+        if not self.config.nan_guard:
+            return
+        if self.device.type != "cpu" and self.state.step % self.config.log_every != 0:
+            return
+        if not math.isfinite(float(output.loss.detach())):
+            raise self._diagnose_nonfinite(batch, output.loss)
 
     def _log_row(self, window: _LossMeter) -> dict[str, float]:
         elapsed = max(window.elapsed(), 1e-9)
         row = {
             "loss": window.mean(),
+            **window.means(),
             "lr": self.optimizer.param_groups[0]["lr"],
             "samples_per_s": window.count / elapsed,
         }
@@ -530,32 +685,13 @@ class Trainer:
             return {k: self._to_device(v) for k, v in batch.items()}
         return batch
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        precision = self.config.precision
-        if precision == "32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
-
-    def _backward(self, loss: Tensor) -> None:
-        if self._scaler is not None:
-            self._scaler.scale(loss).backward()
-        else:
-            loss.backward()
-
-    def _apply_gradients(self) -> None:
-        if self.config.grad_clip is not None:
-            if self._scaler is not None:
-                self._scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        if self._scaler is not None:
-            self._scaler.step(self.optimizer)
-            self._scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
     def _diagnose_nonfinite(self, batch: Any, loss: Tensor) -> NonFiniteLossError:
+        where = (
+            f"loss became {loss.item()} at step {self.state.step} (epoch {self.state.epoch}, "
+            f"batch {self.state.batch_in_epoch})"
+        )
+        if self.step_fn is not None:  # a custom step steps optimizers: never replay it
+            return NonFiniteLossError(f"{where}. Try a lower lr, gradient clipping, or fp32.")
         culprit = _first_nonfinite_module(self.unwrapped_model, lambda: self.training_step(batch))
         backward_op = "none found"
         with warnings.catch_warnings():  # its warnings repeat what the error below says
@@ -566,10 +702,10 @@ class Trainer:
                     self.training_step(batch).loss.backward()
                 except RuntimeError as err:
                     backward_op = str(err).splitlines()[0]
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
         return NonFiniteLossError(
-            f"loss became {loss.item()} at step {self.state.step} (epoch {self.state.epoch}, batch "
-            f"{self.state.batch_in_epoch}); first module with a non-finite output: {culprit}; "
+            f"{where}; first module with a non-finite output: {culprit}; "
             f"anomaly mode on backward: {backward_op}. Try a lower lr, grad_clip, or fp32."
         )
 
@@ -578,8 +714,42 @@ class Trainer:
             getattr(callback, event)(*args)
 
 
+def _named(obj: Any, default_name: str) -> dict[str, Any]:
+    """``{default_name: obj}`` for one object, a dict for a mapping, ``{}`` for None."""
+    if obj is None:
+        return {}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    return {default_name: obj}
+
+
+def _channels_last_4d(model: nn.Module) -> None:
+    """Channels-last for the 4-D weights (Conv2d) only: ``Module.to(memory_format=
+    channels_last)`` raises on the 5-D weights of a Conv3d (volumes), which keep their layout."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.to(memory_format=torch.channels_last)  # as Module.to does
+
+
+def _is_float_tensor(value: Any) -> bool:
+    return isinstance(value, Tensor) and value.is_floating_point()
+
+
+def _scalars(name: str, value: Any) -> dict[str, float]:
+    """A metric's result as floats: a scalar as ``name``; a dict's scalar entries as
+    ``name_key`` (torchmetrics' MeanAveragePrecision returns ``map``, ``map_50``, ...)."""
+    if isinstance(value, Mapping):
+        out: dict[str, float] = {}
+        for key, item in value.items():
+            out.update(_scalars(f"{name}_{key}", item))
+        return out
+    if isinstance(value, Tensor) and value.numel() != 1:
+        return {}  # per-class vectors and the like: not one number to log
+    return {name: float(value)}
+
+
 class _LossMeter:
-    """Sum of loss x samples as a tensor: no host sync until read."""
+    """Sums of loss x samples (and of a step's other values) as tensors: no host sync until read."""
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
@@ -587,16 +757,24 @@ class _LossMeter:
 
     def reset(self) -> None:
         self.total = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.values: dict[str, Tensor] = {}
         self.count = 0
         self.started = time.perf_counter()
 
-    def add(self, loss: Tensor, n: int) -> None:
+    def add(self, loss: Tensor, n: int, values: Mapping[str, Tensor] | None = None) -> None:
         self.total.add_(loss.detach(), alpha=n)  # one fused op, no host sync
+        for key, value in (values or {}).items():
+            total = self.values.setdefault(
+                key, torch.zeros((), device=self.device, dtype=torch.float64)
+            )
+            total.add_(value.detach(), alpha=n)
         self.count += n
 
     def merge(self, other: _LossMeter) -> None:
         """Add ``other``'s running sums (once per log step, not per step)."""
         self.total += other.total
+        for key, value in other.values.items():
+            self.values[key] = self.values.get(key, 0) + value
         self.count += other.count
 
     def elapsed(self) -> float:
@@ -607,6 +785,10 @@ class _LossMeter:
         if reduce:
             total, count = dist.all_reduce_sum(total.clone()), dist.all_reduce_sum(count)
         return float(total / count) if float(count) else math.nan
+
+    def means(self) -> dict[str, float]:
+        """Each extra value's mean (a GAN's ``d_loss``, ``g_loss``, ...)."""
+        return {k: float(v) / self.count for k, v in self.values.items()} if self.count else {}
 
 
 def _first_nonfinite_module(model: nn.Module, forward: Callable[[], Any]) -> str:
@@ -630,7 +812,9 @@ def _first_nonfinite_module(model: nn.Module, forward: Callable[[], Any]) -> str
 
 
 __all__ = [
+    "EvalFn",
     "History",
+    "StepFn",
     "Loaders",
     "NonFiniteLossError",
     "Trainer",

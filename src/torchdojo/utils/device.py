@@ -1,13 +1,16 @@
 """Device choice and the CPU thread policy.
 
 Measured on a 2-core CPU: torch's default of 2 intra-op threads is slower than 1 for small
-models and stalls when another process shares the machine, so small models get 1 thread.
+models, so small models get 1 thread; the choice never depends on the momentary load, so the
+same seed and command give bitwise the same weights whatever else the machine runs.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -39,21 +42,54 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def pick_num_threads(step_flops: float, requested: int | None = None) -> int:
+@dataclass(frozen=True)
+class ThreadChoice:
+    """The intra-op thread count, why it was chosen, and a warning about contention (or "")."""
+
+    threads: int
+    reason: str
+    warning: str = ""
+
+
+def choose_threads(step_flops: float, requested: int | None = None) -> ThreadChoice:
     """The intra-op thread count for training steps of ``step_flops`` floating-point operations.
 
-    In order: ``requested`` (``--threads``); ``$OMP_NUM_THREADS`` when the user set it; 1 thread
-    for steps under ``SMALL_STEP_FLOPS`` (a second thread costs more in synchronization than it
-    brings) or when other processes already keep the cores busy (measured here: a 2-thread
-    step stalls up to 10x when another process shares the 2 cores); else all cores.
+    It depends on the work and the machine only, never on the momentary load: 1 vs 2 threads
+    change the order of float additions, so a load-dependent choice made the same seed and
+    command give different weights depending on what else ran. In order: ``requested``
+    (``--threads``); ``$OMP_NUM_THREADS`` when the user set it; 1 thread for steps under
+    ``SMALL_STEP_FLOPS`` (a second thread costs more in synchronization than it brings); else
+    every core this process may use. Contention is only named in ``warning`` (measured here: a
+    2-thread step stalls up to 10x when another process shares the 2 cores; ``--threads 1``
+    then trains faster, with other arithmetic).
     """
     if requested:
-        return requested
+        return ThreadChoice(requested, f"--threads {requested}")
     if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    if step_flops < SMALL_STEP_FLOPS or other_load() >= 0.5:
-        return 1
-    return cpu_count()
+        n = max(1, int(os.environ["OMP_NUM_THREADS"]))
+        return ThreadChoice(n, f"OMP_NUM_THREADS={n}")
+    if step_flops < SMALL_STEP_FLOPS:
+        gflops = step_flops / 1e9
+        return ThreadChoice(
+            1, f"small steps ({gflops:.3g} GFLOP < {SMALL_STEP_FLOPS / 1e9:g}): one thread"
+        )
+    cores = cpu_count()
+    reason = f"{cores} cores usable and steps of {step_flops / 1e9:.3g} GFLOP"
+    if math.isinf(step_flops):
+        reason = f"{cores} cores usable (step cost not measurable for this batch)"
+    busy = other_load() if cores > 1 else 0.0
+    warning = ""
+    if busy >= 0.5:
+        warning = (
+            f"other processes keep {busy:.1f} cores busy; training on {cores} threads anyway so "
+            f"the result does not depend on the load (--threads 1 may be faster now)"
+        )
+    return ThreadChoice(cores, reason, warning)
+
+
+def pick_num_threads(step_flops: float, requested: int | None = None) -> int:
+    """The thread count of :func:`choose_threads`."""
+    return choose_threads(step_flops, requested).threads
 
 
 def other_load(window: float = 0.1) -> float:
