@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import threading
@@ -16,8 +17,10 @@ import pytest
 from fastapi import HTTPException
 
 import torchdojo.serve.app as serve_app
+import torchdojo.serve.docs as serve_docs
 from torchdojo.export import OnnxPredictor, decode_image
 from torchdojo.serve import create_app
+from torchdojo.serve.docs import docs_assets_dir
 
 LIMIT = 32 * 1024
 
@@ -81,11 +84,50 @@ def test_health_describes_the_model(base_url: str) -> None:
     assert health["exporter"] == "dynamo"
 
 
-def test_docs_and_openapi_describe_predict(base_url: str) -> None:
-    assert "swagger" in httpx.get(f"{base_url}/docs").text.lower()
+def test_openapi_describes_predict(base_url: str) -> None:
     schema = httpx.get(f"{base_url}/openapi.json").json()
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body
+
+
+@pytest.mark.skipif(docs_assets_dir() is None, reason="pip install fastapi-offline for /docs")
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_load_their_assets_from_this_server(base_url: str, path: str) -> None:
+    page = httpx.get(f"{base_url}{path}")
+    assert page.status_code == 200
+    assert "://" not in page.text and '"//' not in page.text, page.text  # no CDN: works offline
+    assert "default-src 'self'" in page.headers["content-security-policy"]  # nor its scripts
+    assets = re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', page.text)
+    assert assets, page.text
+    for asset in assets:
+        response = httpx.get(f"{base_url}{asset}")
+        assert response.status_code == 200, asset
+        assert len(response.content) > 1000 or asset.endswith(".png")
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_docs_without_the_assets_package_point_to_the_schema(
+    export_dir: Path,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    serve: Callable[[object], AbstractContextManager[str]],
+) -> None:
+    monkeypatch.setattr(serve_docs, "docs_assets_dir", lambda: None)
+    with serve(create_app(export_dir, threads=1)) as url:
+        page = httpx.get(f"{url}{path}")
+        schema = httpx.get(f"{url}/openapi.json")
+    assert page.status_code == 200
+    assert "pip install fastapi-offline" in page.text
+    assert 'href="/openapi.json"' in page.text
+    assert "http://" not in page.text and "https://" not in page.text
+    assert schema.status_code == 200
+
+
+def test_head_of_the_page_is_200(base_url: str) -> None:
+    response = httpx.head(f"{base_url}/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.content == b""
 
 
 def test_index_page_is_self_contained(base_url: str) -> None:
@@ -141,14 +183,38 @@ def test_non_multipart_body_is_415(base_url: str, make_image: Callable[..., byte
     assert "multipart/form-data" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("kind", ["garbage", "truncated"])
-def test_corrupt_image_is_400_with_a_clear_message(
-    base_url: str, kind: str, make_image: Callable[..., bytes]
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [("garbage", "not a PNG, JPEG, WebP, BMP, GIF or TIFF image"), ("truncated", "truncated")],
+)
+def test_corrupt_image_is_400_with_one_clean_line(
+    base_url: str, kind: str, why: str, make_image: Callable[..., bytes]
 ) -> None:
     data = b"not an image at all" if kind == "garbage" else make_image((9, 9, 9))[:60]
-    response = post_image(base_url, data)
+    response = httpx.post(
+        f"{base_url}/predict", files={"file": ("holiday.png", data, "image/png")}, timeout=30
+    )
     assert response.status_code == 400
-    assert "could not decode the upload as an image" in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert detail.startswith("could not decode 'holiday.png' as an image: "), detail
+    assert why in detail
+    assert "\n" not in detail and "0x" not in detail and "BytesIO" not in detail
+
+
+def test_too_many_pixels_is_400_naming_the_limit(
+    export_dir: Path,
+    make_image: Callable[..., bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    serve: Callable[[object], AbstractContextManager[str]],
+) -> None:
+    monkeypatch.setattr(serve_app, "decode_image", lambda data: decode_image(data, max_pixels=100))
+    with serve(create_app(export_dir, threads=1)) as url:
+        response = post_image(url, make_image((9, 9, 9)))
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "could not decode 'x.png' as an image: image is 48x40 pixels, more than the 100 "
+        "accepted; resize it before uploading"
+    )
 
 
 def test_missing_file_field_is_422(base_url: str, make_image: Callable[..., bytes]) -> None:

@@ -1,9 +1,10 @@
 """HTTP inference server over an export folder, with ONNX Runtime only (no torch).
 
 ``create_app(export_dir)`` serves ``POST /predict`` (multipart image upload -> top-k classes),
-``GET /health``, OpenAPI docs at ``/docs`` and a small web page at ``/``. Uploads are bounded
-(413), typed (415) and decoded defensively (400); inference runs in worker threads behind a
-bounded queue (503 when full). Taught in the deployment lesson, after ``export_model``.
+``GET /health``, OpenAPI docs at ``/docs`` and ``/redoc`` (assets served locally, so they work
+offline) and a small web page at ``/``. Uploads are bounded (413), typed (415) and decoded
+defensively (400, one line naming the file); inference runs in worker threads behind a bounded
+queue (503 when full). Taught in the deployment lesson, after ``export_model``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +23,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, File, HTTPException, Query, UploadFile
 from fastapi.responses import HTMLResponse
+from PIL import UnidentifiedImageError
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -28,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from torchdojo.export.predictor import OnnxPredictor, rank
 from torchdojo.export.preprocess import decode_image, preprocess_image
+from torchdojo.serve.docs import add_offline_docs
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +186,10 @@ def create_app(
         title="torchdojo inference server",
         description=f"{card.num_classes}-class image classifier exported with {card.exporter}.",
         version="1",
+        docs_url=None,  # FastAPI's pages load Swagger UI from a CDN; add_offline_docs does not
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.add_middleware(
         UploadLimits, path="/predict", max_body_bytes=max_upload_bytes + MULTIPART_OVERHEAD
     )
@@ -196,7 +203,9 @@ def _add_routes(
     card = predictor.card
     page = resources.files("torchdojo.serve").joinpath("static/index.html").read_text("utf-8")
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route(
+        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     async def index() -> str:
         return page
 
@@ -227,15 +236,17 @@ def _add_routes(
         if len(data) > max_upload_bytes:
             raise HTTPException(413, f"upload too large; the limit is {max_upload_bytes} bytes")
         async with gate.slot():
-            return await run_in_threadpool(_classify, predictor, data, k)
+            return await run_in_threadpool(_classify, predictor, data, k, file.filename)
 
 
-def _classify(predictor: OnnxPredictor, data: bytes, k: int) -> PredictResponse:
+def _classify(
+    predictor: OnnxPredictor, data: bytes, k: int, filename: str | None = None
+) -> PredictResponse:
     start = time.perf_counter()
     try:
         image = decode_image(data)
     except ValueError as error:
-        raise HTTPException(400, str(error)) from error
+        raise HTTPException(400, _undecodable(filename, error)) from error
     x = preprocess_image(image, predictor.card)  # (C, H, W)
     probs = predictor.predict(x[None])[0]  # (num_classes,)
     ranked = rank(probs, predictor.card.class_names, k=k)
@@ -244,6 +255,22 @@ def _classify(predictor: OnnxPredictor, data: bytes, k: int) -> PredictResponse:
         ClassProbability(label=p.label, index=p.index, probability=p.probability) for p in ranked
     ]
     return PredictResponse(predictions=predictions, inference_ms=elapsed_ms)
+
+
+_OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")  # Pillow names its BytesIO object
+READABLE_FORMATS = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+
+
+def _undecodable(filename: str | None, error: ValueError) -> str:
+    """One line for a 400: which upload could not be decoded, and why."""
+    name = repr(filename[:100]) if filename else "the upload"
+    cause = error.__cause__
+    if isinstance(cause, UnidentifiedImageError):
+        why = f"its bytes are not a {READABLE_FORMATS} image"
+    else:
+        why = _OBJECT_REPR.sub("", str(cause if cause is not None else error))
+        why = " ".join(why.split()) or type(cause or error).__name__  # one line
+    return f"could not decode {name} as an image: {why}"
 
 
 def run_server(
