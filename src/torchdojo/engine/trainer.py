@@ -267,9 +267,11 @@ class Trainer:
                 self._set_train_mode(True)
                 self._emit("on_epoch_start", self, epoch)
                 train_stats = self._train_epoch(loaders.train)
-                if self._signal is not None:
+                if self._signal is not None and self.state.batch_in_epoch:  # mid-epoch
                     self._interrupt()
                 self._end_epoch(train_stats, loaders.val)
+                if self._signal is not None:  # came after the last batch: the epoch counts
+                    raise TrainingInterrupted(self.last_checkpoint)
                 if self.stop_reason:
                     break
         self._emit("on_fit_end", self, self.history)
