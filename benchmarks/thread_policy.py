@@ -1,7 +1,7 @@
 """Is the engine's default CPU thread count as fast as the better of 1 and 2 threads?
 
 For each recipe, trains the same short run with --threads 1, --threads 2 and the default
-(policy: 1 thread for steps under 0.05 GFLOP or on a busy machine, else all cores), interleaved,
+(policy: 1 thread for steps under 0.05 GFLOP, else all cores, whatever the load), interleaved,
 and prints training samples/s and `default / best-of(1, 2)` per recipe (goal: >= 0.95).
 
     TORCHDOJO_DATA=../shared/data python benchmarks/thread_policy.py [--rounds 3]

@@ -48,18 +48,14 @@ from sklearn.datasets import load_sample_image
 from torchvision.models import MobileNet_V2_Weights
 
 from torchdojo.data.doctor import scan_folder
+from torchdojo.data.image_folder import write_shapes_folder
 from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transforms
+from torchdojo.engine.transfer import classifier_name, param_groups, two_phase_schedule
 from torchdojo.models import create_model
 from torchdojo.models.hub import replace_classifier, tv_weights_path
 from torchdojo.recipes import ConfigError, RunOptions, get_recipe, run_recipe
-from torchdojo.recipes._export import export_run
-from torchdojo.recipes._predict import predict
-from torchdojo.recipes._transfer import (
-    classifier_name,
-    param_groups,
-    two_phase_schedule,
-    write_shapes_folder,
-)
+from torchdojo.services.export import export_run
+from torchdojo.services.predict import predict
 from torchdojo.utils.paths import data_root
 from torchdojo.viz import start_lesson
 
@@ -151,8 +147,8 @@ else:
 #
 # One trap: `requires_grad=False` does not freeze BatchNorm. In `train()` mode every forward
 # pass still updates its running mean and variance, silently drifting away from ImageNet's
-# statistics. A frozen body must also be in `eval()` mode; torchdojo's `FreezeTrainer` does
-# exactly that.
+# statistics. A frozen body must also be in `eval()` mode; torchdojo's `Freeze` callback
+# (`torchdojo.engine.Freeze`) does exactly that.
 
 # %%
 torch.manual_seed(0)

@@ -127,8 +127,10 @@ y_module = mhsa(x)
 hook.remove()
 y_hand = merge(out)
 y_sdpa = merge(F.scaled_dot_product_attention(q, k, v))
-print(f"max |hand - module| = {(y_hand - y_module).abs().max():.1e}, "
-      f"|sdpa - module| = {(y_sdpa - y_module).abs().max():.1e}")  # fmt: skip
+print(
+    f"max |hand - module| = {(y_hand - y_module).abs().max():.1e}, "
+    f"|sdpa - module| = {(y_sdpa - y_module).abs().max():.1e}"
+)
 assert torch.allclose(y_hand, y_module, atol=1e-6)
 assert torch.allclose(y_sdpa, y_module, atol=1e-6)
 assert torch.allclose(captured["attn"], weights, atol=1e-6)  # the hook sees the weights
@@ -187,8 +189,10 @@ with torch.no_grad():
     gap_with_pos = (small(img) - small(scrambled)).abs().max().item()
     small.pos_embed.zero_()  # remove the position information
     gap_without_pos = (small(img) - small(scrambled)).abs().max().item()
-print(f"logit change when patches are scrambled: with positions {gap_with_pos:.3f}, "
-      f"without {gap_without_pos:.1e}")  # fmt: skip
+print(
+    f"logit change when patches are scrambled: with positions {gap_with_pos:.3f}, "
+    f"without {gap_without_pos:.1e}"
+)
 assert gap_with_pos > 1e-3 and gap_without_pos < 1e-5
 
 # %% [markdown]
@@ -367,8 +371,10 @@ def vit_flops(n_patches: int, d: int, depth: int, patch: int, classes: int = 10)
 
 size = (1, 3, 32, 32)
 resnet = create_model("resnet18", num_classes=10).eval()
-table = {name: (count_params(m), count_flops(m, size)) for name, m in
-         [("vit-tiny", vit), ("swin-mini", swin), ("resnet18", resnet)]}  # fmt: skip
+table = {
+    name: (count_params(m), count_flops(m, size))
+    for name, m in [("vit-tiny", vit), ("swin-mini", swin), ("resnet18", resnet)]
+}
 for name, (n_params, flops) in table.items():
     print(f"{name:10s} {n_params / 1e6:5.2f} M parameters  {flops / 1e9:5.2f} GFLOPs at 32x32")
 assert table["vit-tiny"][1] == vit_flops(64, 192, 12, 4)
@@ -427,8 +433,10 @@ tiny.eval()
 with torch.no_grad():
     acc = (tiny(images[te]).argmax(1) == labels[te]).float().mean().item()
 start, end = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-print(f"{count_params(tiny):,} parameters, {len(losses)} steps: loss {start:.2f} -> {end:.2f}, "
-      f"test accuracy {acc:.3f}")  # fmt: skip
+print(
+    f"{count_params(tiny):,} parameters, {len(losses)} steps: loss {start:.2f} -> {end:.2f}, "
+    f"test accuracy {acc:.3f}"
+)
 assert start > 2.0 and end < 0.5 * start  # from chance (log 10 = 2.3) to well below
 if not SMOKE:
     assert acc > 0.95

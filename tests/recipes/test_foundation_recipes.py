@@ -35,6 +35,6 @@ def test_mnist_recipes_learn_the_synthetic_twin(name: str, tmp_path: Path) -> No
     train = [r["loss"] for r in rows if r["split"] == "train"]
     assert train[-1] < train[0], "training loss did not fall"
     assert result.metrics["test_acc"] > 0.5  # 10 classes: chance is 0.1
-    assert result.checks["test_acc"] == "n/a"  # floors are for the real data only
+    assert result.checks["test_acc"].startswith("n/a")  # floors are for the real data only
     spec = json.loads((result.run_dir / "model.json").read_text())
     assert spec["input_shape"] == [1, 28, 28] and len(spec["classes"]) == 10

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from torchdojo.data import create_dataset, load_tabular
+from torchdojo.data.transforms import CropFlip
+from torchdojo.models.mlp import deep_mlp
 from torchdojo.recipes import RunOptions, run_recipe
-from torchdojo.recipes._fundamentals import CropFlip, deep_mlp, load_tabular
 
 
 def _smoke(name: str, tmp_path: Path, *overrides: str):  # type: ignore[no-untyped-def]
@@ -88,6 +90,8 @@ def test_load_tabular_standardizes_with_train_statistics() -> None:
     assert pair.classes == ["versicolor", "virginica"] and set(pair.y.tolist()) == {0, 1}
     with pytest.raises(ValueError, match="unknown tabular dataset"):
         load_tabular("wine-quality")
+    iris_test = create_dataset("iris", "test")  # registered, so a recipe's `dataset` may name it
+    assert iris_test.x.shape == (38, 4) and iris_test.classes[0] == "setosa"
 
 
 def test_crop_flip_moves_content_without_changing_it() -> None:
@@ -104,13 +108,13 @@ def test_crop_flip_moves_content_without_changing_it() -> None:
 
 
 def test_deep_mlp_shape_and_bad_activation() -> None:
-    model = deep_mlp(in_features=64, num_classes=10, width=16, depth=5, activation="tanh",
-                     batchnorm=True)  # fmt: skip
+    model = deep_mlp(
+        in_features=64, num_classes=10, width=16, depth=5, activation="tanh", batchnorm=True
+    )
     assert model(torch.randn(4, 1, 8, 8)).shape == (4, 10)
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in model) == 5
     with pytest.raises(ValueError, match="activation must be one of"):
-        deep_mlp(in_features=4, num_classes=2, width=4, depth=1, activation="gelu",
-                 batchnorm=False)  # fmt: skip
+        deep_mlp(in_features=4, num_classes=2, width=4, depth=1, activation="gelu")
 
 
 @pytest.mark.slow

@@ -15,20 +15,22 @@ import torchvision
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from torchdojo.engine import Callback, History, Loaders, TensorLoader, Trainer, TrainerConfig
+from torchdojo.data.image_folder import write_shapes_folder
+from torchdojo.engine import (
+    Callback,
+    Freeze,
+    History,
+    Loaders,
+    TensorLoader,
+    Trainer,
+    TrainerConfig,
+)
+from torchdojo.engine.loader import BalancedSampler
+from torchdojo.engine.transfer import classifier_name, one_cycle, param_groups, two_phase_schedule
 from torchdojo.models import load_bundle
 from torchdojo.models.hub import tv_weights_path
 from torchdojo.recipes import ConfigError, RunOptions, run_recipe
-from torchdojo.recipes._export import parity_inputs
-from torchdojo.recipes._transfer import (
-    BalancedSampler,
-    FreezeTrainer,
-    classifier_name,
-    one_cycle,
-    param_groups,
-    two_phase_schedule,
-    write_shapes_folder,
-)
+from torchdojo.services.export import parity_inputs
 
 
 def _run(tmp_path: Path, *overrides: str, **options: object) -> object:
@@ -59,7 +61,7 @@ def test_smoke_run_writes_model_report_and_figures(tmp_path: Path) -> None:
     assert all(math.isfinite(v) for v in metrics.values())
     assert 0.0 <= metrics["val_acc"] <= 1.0
     assert json.loads((run_dir / "bad_files.json").read_text()) == []
-    for name in ("confusion_matrix", "grad_cam"):
+    for name in ("confusion_matrix", "most_confused", "top_losses", "grad_cam"):
         assert (run_dir / "plots" / f"{name}.png").stat().st_size > 1000
         assert f"{name}.png" in (run_dir / "report.html").read_text()
     model, spec = load_bundle(run_dir)  # rebuilt from the name + num_classes, no weights kwarg
@@ -73,8 +75,8 @@ def test_too_many_bad_files_stop_with_the_doctor_hint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"torchdojo doctor .*photos") as info:
         _run(tmp_path, f"data={folder}", "max_bad_fraction=0.1")
     assert "5 of 26 image files" in str(info.value)
-    (listing,) = (tmp_path / "runs" / "image-folder").glob("*/bad_files.json")
-    assert len(json.loads(listing.read_text())) == 5
+    # a bad input stops the run before its first checkpoint: no half-made run folder stays
+    assert not list((tmp_path / "runs" / "image-folder").glob("*"))
 
 
 def test_corrupt_and_truncated_files_are_skipped_and_listed(tmp_path: Path) -> None:
@@ -150,7 +152,7 @@ def test_schedule_trains_only_the_head_first_then_every_group() -> None:
 
 
 @pytest.mark.parametrize("bn_frozen", [False, True])
-def test_freeze_trainer_keeps_the_body_and_its_bn_stats_then_unfreezes(bn_frozen: bool) -> None:
+def test_freeze_keeps_the_body_and_its_bn_stats_then_unfreezes(bn_frozen: bool) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(144, 2))
     x, y = torch.randn(32, 3, 8, 8), torch.randint(0, 2, (32,))
@@ -163,11 +165,12 @@ def test_freeze_trainer_keeps_the_body_and_its_bn_stats_then_unfreezes(bn_frozen
         def on_epoch_end(self, trainer: Trainer, history: History) -> None:
             snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
 
-    trainer = FreezeTrainer(TrainerConfig(epochs=2, num_threads=1), callbacks=[Snapshot()])
-    trainer.head, trainer.frozen_epochs, trainer.bn_frozen = "3", 1, bn_frozen
+    freeze = Freeze(1, bn_frozen=bn_frozen)  # the head: the last nn.Linear, "3"
+    trainer = Trainer(TrainerConfig(epochs=2, num_threads=1), callbacks=[freeze, Snapshot()])
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     trainer.fit(model, Loaders(TensorLoader(x, y, batch_size=8)), nn.CrossEntropyLoss(), optimizer)
     start, frozen, unfrozen = snapshots
+    assert freeze.head == "3"
     for key in ("0.weight", "1.weight", "1.running_mean", "1.running_var"):
         assert torch.equal(start[key], frozen[key]), key
     for key in ("0.weight", "1.weight"):

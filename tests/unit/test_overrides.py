@@ -5,7 +5,7 @@ from typing import Literal
 
 import pytest
 
-from torchdojo.recipes import ConfigError, apply_overrides, parse_overrides
+from torchdojo.runs import ConfigError, apply_overrides, parse_overrides
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,14 @@ def test_overrides_are_converted_to_field_types() -> None:
 @pytest.mark.parametrize(
     ("item", "message"),
     [
-        ("lr=fast", "lr='fast' is not float"),
+        ("lr=fast", "lr='fast' is not a number"),
         ("init=normal", "not one of kaiming, xavier"),
-        ("nope=1", "unknown config key 'nope'; valid keys: lr, epochs"),
+        ("nope=1", "unknown config key 'nope'. Available: lr, epochs"),
+        ("lor=1", "Did you mean 'lr'"),
+        ("epochs=0", "epochs=0: must be >= 1"),
+        ("lr=-1", r"lr=-1.0: must be > 0"),
+        ("betas=0.9", "betas='0.9' needs 2 values"),
+        ("lr=inf", "not a finite number"),
         ("flag=maybe", "not a boolean"),
     ],
 )

@@ -2,5 +2,13 @@
 
 from torchdojo.data.arrays import ArrayDataset, Normalize
 from torchdojo.data.registry import create_dataset, list_datasets, register_dataset
+from torchdojo.data.tabular import load_tabular
 
-__all__ = ["ArrayDataset", "Normalize", "create_dataset", "list_datasets", "register_dataset"]
+__all__ = [
+    "ArrayDataset",
+    "Normalize",
+    "create_dataset",
+    "list_datasets",
+    "load_tabular",
+    "register_dataset",
+]

@@ -4,7 +4,8 @@ A folder is either ``root/<class>/*.jpg`` or ``root/<split>/<class>/*.jpg`` with
 ``train``, ``val`` (or ``valid``/``validation``) and ``test``. Files are checked up front with a
 cheap header read; a file that still fails at load time is recorded and replaced by another
 sample, so an epoch never stops on one broken JPEG. ``torchdojo doctor PATH`` (``scan_folder``)
-is the thorough check. Used by the transfer-learning recipes.
+is the thorough check. ``write_shapes_folder`` makes a tiny two-class folder for offline smoke
+runs. Used by the transfer-learning recipes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from torchdojo.data.transforms import Augment, eval_transforms, load_image_rgb, train_transforms
@@ -28,8 +29,17 @@ from torchdojo.utils import atomic_write_json
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp",
-)  # fmt: skip
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".tif",
+    ".tiff",
+    ".webp",
+)
 SPLIT_ALIASES: dict[str, str] = {
     "train": "train",
     "val": "val",
@@ -37,6 +47,8 @@ SPLIT_ALIASES: dict[str, str] = {
     "validation": "val",
     "test": "test",
 }
+
+DEFAULT_IMAGE_FOLDER = "hymenoptera_data"  # under the data root, when image-folder gets no data=
 
 Sample = tuple[Path, int]  # (file, class index)
 Transform = Callable[[Image.Image], Any]
@@ -74,6 +86,12 @@ class FolderLayout:
     def has_splits(self) -> bool:
         """True when the folder holds ``train``/``val``/``test`` subfolders."""
         return "all" not in self.splits
+
+
+def image_folder_path(data: str, root: Path) -> Path:
+    """The folder an image-folder run reads: ``data``, or :data:`DEFAULT_IMAGE_FOLDER` under
+    the data ``root``."""
+    return Path(data).expanduser() if data else root / DEFAULT_IMAGE_FOLDER
 
 
 def is_image_file(path: Path) -> bool:
@@ -428,3 +446,27 @@ def weighted_sampler(
     return WeightedRandomSampler(
         per_sample, num_samples or len(labels), replacement=True, generator=generator
     )
+
+
+def write_shapes_folder(root: Path, *, per_class: int = 12, size: int = 64, seed: int = 0) -> Path:
+    """A tiny two-class image folder (red circles, blue squares on noise) for offline smoke runs.
+
+    Args:
+        root: Gets ``circles/*.png`` and ``squares/*.png``.
+        per_class: Images per class.
+        size: Side of each image in pixels.
+        seed: Seeds the noise, the sizes and the positions.
+    """
+    rng = np.random.default_rng(seed)
+    for name, color in (("circles", (220, 40, 40)), ("squares", (40, 60, 220))):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            img = Image.fromarray(noise + 150, "RGB")
+            r = int(rng.integers(size // 6, size // 3))
+            cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+            box = (cx - r, cy - r, cx + r, cy + r)
+            draw = ImageDraw.Draw(img)
+            (draw.ellipse if name == "circles" else draw.rectangle)(box, fill=color)
+            img.save(root / name / f"{name}_{i:02d}.png")
+    return root

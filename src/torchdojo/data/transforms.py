@@ -4,6 +4,7 @@
 (CMYK, 16-bit, palette, alpha, grayscale) becomes 8-bit RGB, upright per its EXIF tag.
 The train/eval pipelines follow torchvision's classification reference presets.
 Taught in lessons on transfer learning; used by ``ImageFolderData`` and the image recipes.
+``CropFlip`` augments whole uint8 batches in torch, for in-memory sets (fashion-mnist-cnn).
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
+from torch import Tensor
 from torchvision.transforms import v2
+
+from torchdojo.data.arrays import Normalize
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -150,3 +155,34 @@ def _to_normalized_tensor(mean: Sequence[float], std: Sequence[float]) -> list[v
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean=list(mean), std=list(std)),
     ]
+
+
+class CropFlip:
+    """Augment a uint8 image batch in torch, then normalize: a random shift of up to ``pad``
+    pixels (zero padding, one offset per image) and a random horizontal flip.
+
+    Args:
+        mean: Per-channel mean for normalization.
+        std: Per-channel standard deviation for normalization.
+        pad: Largest shift in pixels (0: no shift).
+        flip: Flip half of the images left-right.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], *, pad: int, flip: bool):
+        self.normalize, self.pad, self.flip = Normalize(tuple(mean), tuple(std)), pad, flip
+
+    def __call__(self, x: Tensor) -> Tensor:
+        B, _, H, W = x.shape
+        if self.flip:
+            flipped = torch.rand(B, device=x.device) < 0.5
+            x = torch.where(flipped.view(B, 1, 1, 1), x.flip(3), x)
+        if self.pad:
+            p = self.pad
+            padded = F.pad(x, (p, p, p, p))  # (B, C, H + 2p, W + 2p)
+            dy, dx = torch.randint(0, 2 * p + 1, (2, B, 1), device=x.device)
+            rows = dy + torch.arange(H, device=x.device)  # (B, H)
+            cols = dx + torch.arange(W, device=x.device)  # (B, W)
+            batch = torch.arange(B, device=x.device).view(B, 1, 1)
+            x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B,H,W,C)
+            x = x.permute(0, 3, 1, 2)  # (B, C, H, W)
+        return self.normalize(x)

@@ -9,7 +9,7 @@ about 0.3 ms a step (+20 % on a small CNN, +47 % on an MLP). Taught in lessons/0
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from typing import Any
 
 import torch
@@ -134,6 +134,38 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.n, self.world_size))
+
+
+class BalancedSampler(Sampler[int]):
+    """Draw every class equally often (with replacement), resumable like ``ResumableSampler``.
+
+    The draws of epoch ``e`` depend only on ``(seed, e)``, so a resumed run replays them.
+    Pass it to :func:`make_loader` as ``sampler`` (single process: it does not shard).
+
+    Args:
+        labels: Class index of every sample.
+        seed: Seeds each epoch's draws.
+    """
+
+    def __init__(self, labels: Sequence[int], *, seed: int = 0) -> None:
+        counts = torch.bincount(torch.as_tensor(list(labels)))
+        self.weights = 1.0 / counts[torch.as_tensor(list(labels))].double()
+        self.seed, self.epoch, self.start = seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_start(self, sample_index: int) -> None:
+        self.start = sample_index
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        draws = torch.multinomial(self.weights, len(self.weights), True, generator=generator)
+        start, self.start = self.start, 0
+        return iter(draws[start:].tolist())
+
+    def __len__(self) -> int:
+        return len(self.weights)
 
 
 def make_loader(

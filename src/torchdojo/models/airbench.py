@@ -1,10 +1,12 @@
 """The airbench CIFAR-10 net (Keller Jordan, cifar10-airbench): whitened first conv, conv groups.
 
 Trained by the ``cifar10-fast`` recipe; ``init_whitening`` sets the first conv from the patch
-covariance of training images.
+covariance of training images, ``airbench_param_groups`` gives airbench94's SGD groups.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -103,4 +105,18 @@ def init_whitening(conv: nn.Conv2d, images: Tensor, *, eps: float = 5e-4) -> Non
     conv.weight.requires_grad_(False)
 
 
-# -------------------------------------------------------------------------- batches
+def airbench_param_groups(
+    model: nn.Module, *, lr: float, weight_decay: float, bias_scale: float
+) -> list[dict[str, Any]]:
+    """airbench94's SGD groups: biases (BatchNorm and whitening) learn ``bias_scale`` x faster.
+
+    Weights come first, so the logged ``lr`` is theirs; the biases' weight decay is divided by
+    ``bias_scale`` so that their decay per step matches the weights'.
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    biases = [p for p in trainable if p.ndim < 2]
+    weights = [p for p in trainable if p.ndim >= 2]
+    return [
+        {"params": weights, "lr": lr, "weight_decay": weight_decay},
+        {"params": biases, "lr": lr * bias_scale, "weight_decay": weight_decay / bias_scale},
+    ]

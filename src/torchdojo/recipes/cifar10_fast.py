@@ -1,4 +1,4 @@
-"""CIFAR-10 fast on a CPU: the airbench94 recipe (whitening, lookahead, TTA) under a time budget.
+"""CIFAR-10 airbench94-style on a CPU: whitening, Muon, TTA, time budget.
 
 Seeds: "classic CNNs" chapters (CIFAR-10 training). Lesson: what makes a CIFAR run fast, after
 Keller Jordan's airbench94 (94 % in 3.3 s on an A100): a 0.24 GFLOP 8-layer net whose first conv
@@ -13,27 +13,28 @@ still anneals. The default optimizer is airbench94_muon's (94 % in 8 epochs inst
 GPU; here +1.2 points at the 30-minute budget): the conv filters step along their orthogonalized
 momentum (``torchdojo.engine.optim.Muon``), the biases and head keep SGD, the LR decays linearly
 to 0 and lookahead is dropped; ``--set optimizer=sgd`` runs airbench94's SGD and lookahead.
-Implementation: recipes/_cifar.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 import torchdojo.data.cifar10  # noqa: F401 - registers cifar10 / cifar10-tiny
-from torchdojo.data import ArrayDataset, Normalize
+from torchdojo.data import Normalize
 from torchdojo.engine import Loaders, TensorLoader
+from torchdojo.engine.augment import AugmentedLoader
+from torchdojo.engine.lookahead import Lookahead
 from torchdojo.engine.optim import Muon
-from torchdojo.models import ModelSpec
-from torchdojo.models.airbench import AirbenchNet, airbench, init_whitening
-from torchdojo.recipes import _cifar
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import accuracy, load_split_pair
-from torchdojo.recipes._run import RunContext
+from torchdojo.engine.schedules import TriangularSchedule
+from torchdojo.engine.tta import tta_logits
+from torchdojo.models.airbench import AirbenchNet, airbench, airbench_param_groups, init_whitening
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import accuracy, finish_classifier, load_split_pair, model_spec
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -59,52 +60,43 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
     normalize = Normalize(train.mean, train.std)
-    kwargs = {"num_classes": len(train.classes), "widths": list(cfg.widths)}
     model = airbench(num_classes=len(train.classes), widths=cfg.widths)
     init_whitening(model.whiten, normalize(train.x[:5000]))
-    optimizer = _optimizer(model, cfg)
-    train_loader = _cifar.AugmentedLoader(
-        train.x, train.y, batch_size=cfg.batch_size, normalize=normalize, seed=cfg.seed,
+    train_loader = AugmentedLoader(
+        train.x,
+        train.y,
+        batch_size=cfg.batch_size,
+        normalize=normalize,
+        seed=cfg.seed,
         translate=cfg.translate,
-    )  # fmt: skip
+    )
     test_loader = TensorLoader(test.x, test.y, batch_size=2000, shuffle=False, transform=normalize)
-    lookahead = _cifar.Lookahead()
-    muon = cfg.optimizer == "muon"
-    trainer = ctx.trainer(
-        metrics={"acc": accuracy(len(train.classes))},
-        callbacks=[] if muon else [lookahead], epochs=cfg.epochs, seed=cfg.seed, monitor="val_acc",
-        channels_last=True, num_threads=cfg.threads, log_every=10,
-    )  # fmt: skip
-    schedule = _cifar.TriangularSchedule(
+    optimizer = _optimizer(model, cfg)
+    muon = cfg.optimizer == "muon"  # muon: LR factor 1 -> 0 linearly; sgd: airbench94's triangle
+    scheduler = TriangularSchedule(  # its clock is the trainer's, set in run
         optimizer,
         total_steps=cfg.epochs * len(train_loader),
-        clock=lambda: trainer.state.train_time,
         time_budget=ctx.options.time_budget,
-        **({"start": 1.0, "peak": 0.0, "end": 0.0} if muon else {}),  # muon: 1 -> 0 linearly
+        start=1.0 if muon else 0.2,
+        peak=0.0 if muon else 0.23,
+        end=0.0 if muon else 0.07,
     )
-    lookahead.progress = schedule.progress
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    history = trainer.fit(
-        model, Loaders(train_loader, test_loader), loss_fn, optimizer, schedule, resume=ctx.resume
+    kwargs = {"num_classes": len(train.classes), "widths": list(cfg.widths)}
+    return Setup(
+        model,
+        Loaders(train_loader, test_loader),
+        nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=model_spec("airbench", kwargs, train),
+        mean=train.mean,
+        std=train.std,
     )
-    test_x = normalize(test.x)
-    tta_acc, plain_acc = (
-        float((_cifar.tta_logits(model, test_x, level=level).argmax(1) == test.y).float().mean())
-        for level in (cfg.tta, 0)
-    )  # the final weights: lookahead's last pull comes after the trainer's last evaluation
-    ctx.save_model(model, _spec(kwargs, train))
-    last = history.last()
-    ctx.echo(f"test accuracy {tta_acc:.4f} with TTA level {cfg.tta} ({plain_acc:.4f} without)")
-    return {
-        "test_acc": tta_acc,
-        "test_acc_no_tta": plain_acc,
-        "train_loss": last["train_loss"],
-        "train_time": last["train_time"],
-        "epochs_done": float(trainer.state.epoch),
-    }
 
 
 def _optimizer(model: AirbenchNet, cfg: Config) -> torch.optim.Optimizer:
@@ -115,13 +107,13 @@ def _optimizer(model: AirbenchNet, cfg: Config) -> torch.optim.Optimizer:
     """
     if cfg.optimizer == "sgd":
         kilostep = 1024 * (1 + 1 / (1 - cfg.momentum))  # airbench's batch-size-free LR unit
-        groups = _cifar.param_groups(
+        weights_then_biases = airbench_param_groups(
             model,
             lr=cfg.lr * cfg.batch_size / kilostep,
             weight_decay=cfg.weight_decay / kilostep,
             bias_scale=cfg.bias_scale,
         )
-        return torch.optim.SGD(groups, lr=0.0, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.SGD(weights_then_biases, lr=0.0, momentum=cfg.momentum, nesterov=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     head = model[-1].weight  # (classes, width)
     # airbench94_muon's head: weights of std 1 and logits / width; ours: default init, logits / 9
@@ -131,26 +123,67 @@ def _optimizer(model: AirbenchNet, cfg: Config) -> torch.optim.Optimizer:
         ([p for p in trainable if p.ndim == 1], 0.053),  # whitening and BatchNorm biases
         ([head], 0.67 * head_scale),
     ]
-    groups = [
-        {"params": [p for p in trainable if p.ndim == 4], "lr": cfg.muon_lr, "muon": True},
-        *(
-            {"params": ps, "lr": lr * cfg.batch_size, "momentum": cfg.momentum,
-             "weight_decay": decay / (lr * cfg.batch_size)}
-            for ps, lr in sgd_groups
-        ),
-    ]  # fmt: skip
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in trainable if p.ndim == 4], "lr": cfg.muon_lr, "muon": True}
+    ]
+    for params, lr in sgd_groups:
+        per_batch = lr * cfg.batch_size
+        groups.append(
+            {
+                "params": params,
+                "lr": per_batch,
+                "momentum": cfg.momentum,
+                "weight_decay": decay / per_batch,
+            }
+        )
     return Muon(groups, lr=cfg.muon_lr, momentum=0.6)
 
 
-def _spec(kwargs: dict[str, object], train: ArrayDataset) -> ModelSpec:
-    shape = list(train.x.shape[1:])
-    return ModelSpec("airbench", kwargs, shape, list(train.mean), list(train.std), train.classes)
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    lookahead = Lookahead(progress=task.scheduler.progress)
+    trainer = ctx.trainer(
+        metrics={"acc": accuracy(len(task.classes))},
+        callbacks=[lookahead] if cfg.optimizer == "sgd" else [],
+        epochs=task.epochs,
+        seed=cfg.seed,
+        monitor="val_acc",
+        channels_last=True,
+        num_threads=cfg.threads,
+        log_every=10,
+    )
+    task.scheduler.clock = lambda: trainer.state.train_time  # --time-budget progress
+    history = trainer.fit(
+        task.model, task.loaders, task.loss_fn, task.optimizer, task.scheduler, resume=ctx.resume
+    )
+    # the final weights: lookahead's last pull comes after the trainer's last evaluation
+    tta_acc, plain_acc = (
+        tta_accuracy(task.model, task.loaders.val, level) for level in (cfg.tta, 0)
+    )
+    finish_classifier(ctx, task, history)  # saves the model; confusion, top losses, Grad-CAM
+    ctx.echo(f"test accuracy {tta_acc:.4f} with TTA level {cfg.tta} ({plain_acc:.4f} without)")
+    last = history.last()
+    return {
+        "test_acc": tta_acc,
+        "test_acc_no_tta": plain_acc,
+        "train_loss": last["train_loss"],
+        "train_time": last["train_time"],
+        "epochs_done": float(trainer.state.epoch),
+    }
+
+
+def tta_accuracy(model: nn.Module, loader: Any, level: int) -> float:
+    """Accuracy over an ``(x, y)`` loader of the test-time-augmented logits at ``level``."""
+    preds, targets = [], []
+    for x, y in loader:
+        preds.append(tta_logits(model, x, level=level).argmax(1))
+        targets.append(y)
+    return float((torch.cat(preds) == torch.cat(targets)).float().mean())
 
 
 RECIPE = Recipe(
-    name="cifar10-fast",
-    description="CIFAR-10 airbench94-style on a CPU: whitening, Muon, TTA, time budget.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(dataset="cifar10-tiny", epochs=2, batch_size=64, widths=(16, 32, 32), threads=1),
     expected={

@@ -20,12 +20,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from torchdojo.data import Normalize
+from torchdojo.data import ArrayDataset
+from torchdojo.engine import TensorLoader
 from torchdojo.engine.diagnose import LayerStats, layer_statistics
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import load_split_pair
-from torchdojo.recipes._fundamentals import configured_deep_mlp, fit_with_transform
-from torchdojo.recipes._run import RunContext
+from torchdojo.models.mlp import deep_mlp
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import accuracy, finish_classifier, load_split_pair, tensor_loaders
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -44,26 +45,61 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     train, test = load_split_pair(ctx, cfg.dataset, seed=cfg.seed)
-    torch.manual_seed(cfg.seed)
-    model = configured_deep_mlp(cfg, train)
-    probe = train.subset(cfg.probe_samples, seed=cfg.seed)
-    x = Normalize(probe.mean, probe.std)(probe.x)  # (B, 1, H, W)
-    at_init = _activations_and_grads(model, x, probe.y)
-    metrics = fit_with_transform(
-        ctx, model, None, train, test, train_transform=None, epochs=cfg.epochs,
-        batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-    )  # fmt: skip
-    trained = _activations_and_grads(model.cpu(), x, probe.y)
+    loaders = tensor_loaders(train, test, batch_size=cfg.batch_size, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
+    model = deep_mlp(
+        in_features=train.x[0].numel(),
+        num_classes=len(train.classes),
+        width=cfg.width,
+        depth=cfg.depth,
+        activation=cfg.activation,
+        batchnorm=cfg.batchnorm,
+        init=cfg.init,
+        init_std=cfg.init_std,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
+    )
+    return Setup(
+        model,
+        loaders,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        mean=train.mean,
+        std=train.std,
+    )
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    x, y = probe_batch(task, cfg.probe_samples, seed=cfg.seed)  # (B, 1, H, W), (B,)
+    at_init = _activations_and_grads(task.model, x, y)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc")
+    final = finish_classifier(ctx, task, history)
+    trained = _activations_and_grads(task.model.cpu(), x, y)
     _plot(ctx, at_init, trained, cfg)
     return {
-        "test_acc": metrics["test_acc"],
+        "test_acc": final["test_acc"],
         "act_std_ratio_init": _last_over_first(at_init[0]),
         "act_std_ratio_trained": _last_over_first(trained[0]),
         "grad_ratio_first_last_init": _first_over_last(at_init[1]),
-        "train_time": metrics["train_time"],
+        "train_time": final["train_time"],
     }
+
+
+def probe_batch(task: Setup, n: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` training images drawn with ``seed``, normalized as the training batches are."""
+    loader = task.loaders.train
+    assert isinstance(loader, TensorLoader)  # built by tensor_loaders
+    probe = ArrayDataset(loader.x, loader.y).subset(n, seed=seed)
+    return (loader.transform(probe.x) if loader.transform else probe.x), probe.y
 
 
 def _activations_and_grads(
@@ -94,26 +130,26 @@ def _plot(
 ) -> None:
     from torchdojo.viz.diagnostics import layer_profile_figure
 
-    setup = f"{cfg.activation}, {cfg.init} init, batchnorm={cfg.batchnorm}"
+    variant = f"{cfg.activation}, {cfg.init} init, batchnorm={cfg.batchnorm}"
     for i, (name, ylabel) in enumerate(
         [("activation_std", "activation std"), ("gradient_norm", "weight-gradient norm")]
     ):
         series = {"at init": at_init[i], "after training": trained[i]}
-        fig = layer_profile_figure(series, ylabel=ylabel, title=f"{ylabel} per layer\n{setup}")
+        fig = layer_profile_figure(series, ylabel=ylabel, title=f"{ylabel} per layer\n{variant}")
         ctx.save_figure(fig, name)
 
 
 RECIPE = Recipe(
-    name="deep-mlp-init",
-    description="A 20-layer MLP: init (kaiming/xavier/normal), activation and BatchNorm compared.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(dataset="digits", depth=6, width=32, epochs=1, probe_samples=128),
     expected={
         "test_acc": Expected(
             0.95,
             data="MNIST (official 60k/10k split), kaiming + relu, no BatchNorm",
-            measured_by="TORCHDOJO_DATA=/work/shared/data torchdojo run deep-mlp-init",
+            measured_by="torchdojo run deep-mlp-init (data root with MNIST: --data-dir or "
+            "$TORCHDOJO_DATA)",
         ),
     },
     lesson="lessons/07_training_stability.py",

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_mlp, load_split_pair
-from torchdojo.recipes._run import RunContext
+import torch
+from torch import nn
+
+from torchdojo.models import create_model
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import (
+    accuracy,
+    finish_classifier,
+    load_split_pair,
+    model_spec,
+    tensor_loaders,
+)
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -26,15 +36,45 @@ class Config:
     seed: int = 0
 
 
+def setup(cfg: Config, ctx: RunContext) -> Setup:
+    train, test = load_split_pair(ctx, "digits", seed=cfg.seed)  # 1,437 / 360, stratified
+    loaders = tensor_loaders(train, test, batch_size=cfg.batch_size, seed=cfg.seed)
+    kwargs = {
+        "in_features": train.x[0].numel(),
+        "num_classes": len(train.classes),
+        "width": cfg.width,
+        "depth": cfg.depth,
+        "dropout": cfg.dropout,
+    }
+    model = create_model("mlp", **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
+    )
+    return Setup(
+        model,
+        loaders,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=model_spec("mlp", kwargs, train),
+        mean=train.mean,
+        std=train.std,
+    )
+
+
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
-    train, test = load_split_pair(ctx, "digits", max_train=None, seed=cfg.seed)
-    return fit_mlp(ctx, cfg, train, test)
+    task = setup(cfg, ctx)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc")
+    return finish_classifier(ctx, task, history)
 
 
 RECIPE = Recipe(
-    name="digits-mlp",
-    description="An MLP on scikit-learn's 8x8 digits: about 97 % test accuracy in seconds.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(epochs=2),
     expected={

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.models import ModelSpec, create_model
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import load_split_pair
-from torchdojo.recipes._fundamentals import CropFlip, fit_with_transform
-from torchdojo.recipes._run import RunContext
+import torch
+from torch import nn
+
+from torchdojo.data.transforms import CropFlip
+from torchdojo.models import create_model
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import (
+    accuracy,
+    finish_classifier,
+    load_split_pair,
+    model_spec,
+    tensor_loaders,
+)
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -34,46 +43,51 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
-    kwargs = {"in_channels": 1, "num_classes": len(train.classes), "width": cfg.width}
-    spec = ModelSpec(
-        "mnist-cnn",
-        kwargs,
-        list(train.x.shape[1:]),
-        list(train.mean),
-        list(train.std),
-        train.classes,
-    )
-    model = create_model("mnist-cnn", **kwargs)
     augment = CropFlip(train.mean, train.std, pad=cfg.shift, flip=cfg.flip)
-    return fit_with_transform(
-        ctx,
-        model,
-        spec,
-        train,
-        test,
-        train_transform=augment,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        label_smoothing=cfg.label_smoothing,
-        channels_last=True,
+    loaders = tensor_loaders(
+        train, test, batch_size=cfg.batch_size, seed=cfg.seed, train_transform=augment
     )
+    kwargs = {"in_channels": 1, "num_classes": len(train.classes), "width": cfg.width}
+    model = create_model("mnist-cnn", **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    return Setup(
+        model,
+        loaders,
+        loss_fn,
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=model_spec("mnist-cnn", kwargs, train),
+        mean=train.mean,
+        std=train.std,
+    )
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc", channels_last=True)
+    return finish_classifier(ctx, task, history)
 
 
 RECIPE = Recipe(
-    name="fashion-mnist-cnn",
-    description="Fashion-MNIST with a wider CNN, shift/flip augmentation, label smoothing: ~93 %.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64, width=8),
     expected={
         "test_acc": Expected(
             0.925,
             data="Fashion-MNIST (60k/10k split)",
-            measured_by="TORCHDOJO_DATA=/work/shared/data torchdojo run fashion-mnist-cnn",
+            measured_by="torchdojo run fashion-mnist-cnn (data root with FashionMNIST: "
+            "--data-dir or $TORCHDOJO_DATA)",
         )
     },
     lesson="lessons/08_mnist.py",

@@ -1,10 +1,11 @@
-"""Your own images -> a fine-tuned classifier: any folder of class subfolders, a pretrained backbone.
+"""Your own image folder -> a fine-tuned pretrained classifier (ants vs bees 94 %+).
 
-Seeds: the PyTorch transfer-learning tutorial (ants vs bees, fine-tune vs fixed feature
-extractor), fastai lesson 1 (``fine_tune``: frozen head first, then discriminative LRs).
-Lesson: lessons/10_transfer_learning.py. ``--set data=PATH`` takes ``PATH/<class>/*`` or
-``PATH/train|val/<class>/*``; unreadable files are skipped and listed in ``bad_files.json``;
-``mode=features`` trains only the head on frozen ImageNet features (the baseline to beat).
+Any folder of class subfolders, any pretrained backbone. Seeds: the PyTorch transfer-learning
+tutorial (ants vs bees, fine-tune vs fixed feature extractor), fastai lesson 1 (``fine_tune``:
+frozen head first, then discriminative LRs). Lesson: lessons/10_transfer_learning.py.
+``--set data=PATH`` takes ``PATH/<class>/*`` or ``PATH/train|val/<class>/*``; unreadable files
+are skipped and listed in ``bad_files.json``; ``mode=features`` trains only the head on frozen
+ImageNet features (the baseline to beat).
 """
 
 from __future__ import annotations
@@ -12,24 +13,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
 
-from torchdojo.data.image_folder import ImageFolderData, class_weights
-from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transforms
-from torchdojo.engine import Loaders, make_loader
-from torchdojo.models import ModelSpec, create_model
-from torchdojo.recipes._api import ConfigError, Expected, Recipe
-from torchdojo.recipes._run import RunContext
-from torchdojo.recipes._transfer import (
-    BalancedSampler,
-    cam_figure,
-    fine_tune,
+from torchdojo.data.image_folder import (
+    ImageFolderData,
+    class_weights,
     image_folder_path,
-    predict_loader,
     write_shapes_folder,
 )
+from torchdojo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_transforms
+from torchdojo.engine import Freeze, Loaders, make_loader
+from torchdojo.engine.loader import BalancedSampler
+from torchdojo.engine.transfer import param_groups, two_phase_schedule
+from torchdojo.models import ModelSpec, create_model
+from torchdojo.runs import ConfigError, Expected, Recipe, Setup
+from torchdojo.runs.classify import accuracy, finish_classifier
+from torchdojo.runs.context import RunContext
 from torchdojo.utils import cache_dir
-from torchdojo.viz import confusion_matrix_figure
 
 SHAPES = "builtin:shapes"  # a generated two-class folder, for offline smoke runs
 
@@ -70,9 +72,13 @@ def load_data(cfg: Config, ctx: RunContext) -> ImageFolderData:
             image_size=cfg.image_size, augment=cfg.augment, min_scale=cfg.min_scale
         )
         data = ImageFolderData.from_folder(
-            folder, image_size=cfg.image_size, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            train_transform=train_tf, max_bad_fraction=None,
-        )  # fmt: skip
+            folder,
+            image_size=cfg.image_size,
+            val_fraction=cfg.val_fraction,
+            seed=cfg.seed,
+            train_transform=train_tf,
+            max_bad_fraction=None,
+        )
         data.write_bad_files(ctx.run_dir / "bad_files.json")
         data.check_bad_fraction(cfg.max_bad_fraction)
     except ValueError as err:
@@ -95,45 +101,90 @@ def build_loaders(cfg: Config, data: ImageFolderData) -> Loaders:
     """Resumable loaders; ``balance=sampler`` draws every class equally often."""
     balanced = BalancedSampler(data.train.labels, seed=cfg.seed)
     train = make_loader(
-        data.train, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers,
+        data.train,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
         drop_last=len(data.train) > cfg.batch_size,
         sampler=balanced if cfg.balance == "sampler" else None,
-    )  # fmt: skip
+    )
     return Loaders(train, make_loader(data.val, batch_size=2 * cfg.batch_size, shuffle=False))
+
+
+def setup(cfg: Config, ctx: RunContext) -> Setup:
+    return build_setup(cfg, load_data(cfg, ctx))
+
+
+def build_setup(cfg: Config, data: ImageFolderData) -> Setup:
+    """fastai's ``fine_tune`` on ``data``: one LR cycle on the head alone (peak ``lr``), then a
+    second over every group, the head peaking at ``lr / 2`` and the stem at ``lr / 2 / lr_mult``.
+    ``mode=features`` is the first phase only (a frozen-feature probe)."""
+    model = build_model(cfg, len(data.classes))
+    loaders = build_loaders(cfg, data)
+    frozen_epochs, unfrozen_epochs = frozen_and_unfrozen_epochs(cfg)
+    groups = param_groups(model, lr=cfg.lr / 2, lr_mult=cfg.lr_mult)  # stem .. head
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.01)
+    steps = len(loaders.train)  # type: ignore[arg-type]
+    scheduler = two_phase_schedule(
+        optimizer,
+        frozen_steps=frozen_epochs * steps,
+        unfrozen_steps=unfrozen_epochs * steps,
+        frozen_scale=[0.0] * (len(groups) - 1) + [2.0],  # while frozen only the head, at lr
+    )
+    weight = class_weights(data.train.labels, num_classes=len(data.classes))
+    loss_fn = nn.CrossEntropyLoss(weight=weight if cfg.balance == "weights" else None)
+    shape = [3, cfg.image_size, cfg.image_size]
+    kwargs = {"num_classes": len(data.classes)}
+    spec = ModelSpec(
+        cfg.backbone, kwargs, shape, list(IMAGENET_MEAN), list(IMAGENET_STD), data.classes
+    )
+    return Setup(
+        model,
+        loaders,
+        loss_fn,
+        optimizer,
+        scheduler,
+        epochs=frozen_epochs + unfrozen_epochs,
+        classes=data.classes,
+        spec=spec,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
+
+
+def frozen_and_unfrozen_epochs(cfg: Config) -> tuple[int, int]:
+    """Epochs with the body frozen, then unfrozen: finetune ``(freeze_epochs, epochs)``,
+    features ``(epochs, 0)``."""
+    return (cfg.freeze_epochs, cfg.epochs) if cfg.mode == "finetune" else (cfg.epochs, 0)
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     data = load_data(cfg, ctx)
-    model = build_model(cfg, len(data.classes))
-    loaders = build_loaders(cfg, data)
-    weight = class_weights(data.train.labels, num_classes=len(data.classes))
-    finetune = cfg.mode == "finetune"
-    history = fine_tune(
-        ctx, model, loaders, num_classes=len(data.classes),
-        frozen_epochs=cfg.freeze_epochs if finetune else cfg.epochs,
-        unfrozen_epochs=cfg.epochs if finetune else 0, lr=cfg.lr, lr_mult=cfg.lr_mult,
-        class_weight=weight if cfg.balance == "weights" else None, bn_frozen=cfg.bn_frozen,
+    task = build_setup(cfg, data)
+    num_classes = len(task.classes)
+    metrics = {  # acc: share of images right; balanced_acc: mean of per-class recalls
+        "acc": accuracy(num_classes),
+        "balanced_acc": MulticlassAccuracy(num_classes, average="macro"),
+    }
+    frozen_epochs, _ = frozen_and_unfrozen_epochs(cfg)
+    history = ctx.fit(
+        task,
+        callbacks=[Freeze(frozen_epochs, bn_frozen=cfg.bn_frozen)],
+        metrics=metrics,
         seed=cfg.seed,
-    )  # fmt: skip
+        monitor="val_acc",
+        channels_last=True,
+    )
     data.write_bad_files(ctx.run_dir / "bad_files.json")  # plus files that failed mid-training
-    spec = ModelSpec(
-        cfg.backbone, {"num_classes": len(data.classes)}, [3, cfg.image_size, cfg.image_size],
-        list(IMAGENET_MEAN), list(IMAGENET_STD), data.classes,
-    )  # fmt: skip
-    ctx.save_model(model, spec)
-    preds, targets = predict_loader(model, loaders.val)
-    ctx.save_figure(confusion_matrix_figure(targets, preds, data.classes), "confusion_matrix")
-    cams = cam_figure(model, data.val, data.classes, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    ctx.save_figure(cams, "grad_cam")
+    finish_classifier(ctx, task, history)  # saves the model; confusion, top losses, Grad-CAM
     last = history.last()
     keys = ("val_acc", "val_balanced_acc", "val_loss", "train_loss", "train_time")
     return {key: last[key] for key in keys} | {"best_val_acc": history.best("val_acc") or 0.0}
 
 
 RECIPE = Recipe(
-    name="image-folder",
-    description="Your own image folder -> a fine-tuned pretrained classifier (ants vs bees 94 %+).",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(
         data=SHAPES,
@@ -144,7 +195,7 @@ RECIPE = Recipe(
         epochs=1,
         batch_size=8,
         lr=1e-2,
-    ),  # fmt: skip
+    ),
     expected={
         "val_acc": Expected(
             # seeds 0/1/2 (--set seed=N): 0.948 / 0.961 / 0.948, val loss 0.158 / 0.133 / 0.159;

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanSquaredError, R2Score
 
 from torchdojo.engine import Loaders, TensorLoader
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._run import RunContext
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -58,25 +58,30 @@ def least_squares(x: Tensor, y: Tensor) -> Tensor:
     return torch.linalg.lstsq(design, y).solution.flatten()
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     x, y, _ = make_data(cfg)
     ctx.note_data(f"synthetic linear data ({cfg.samples} x {cfg.features}, noise {cfg.noise})")
-    by_hand = gradient_descent_by_hand(x, y, lr=cfg.lr, steps=cfg.epochs)
+    loader = TensorLoader(x, y, batch_size=cfg.samples, shuffle=False)  # full batch
     model = nn.Linear(cfg.features, 1)
-    nn.init.zeros_(model.weight)
+    nn.init.zeros_(model.weight)  # the same start as the hand-written loop
     nn.init.zeros_(model.bias)
-    loader = TensorLoader(x, y, batch_size=cfg.samples, shuffle=False)
-    trainer = ctx.trainer(
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    return Setup(model, Loaders(loader, loader), nn.MSELoss(), optimizer, epochs=cfg.epochs)
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    x, y, _ = make_data(cfg)
+    by_hand = gradient_descent_by_hand(x, y, lr=cfg.lr, steps=cfg.epochs)
+    history = ctx.fit(
+        task,
         metrics={"mse": MeanSquaredError(), "r2": R2Score()},
-        epochs=cfg.epochs,
         seed=cfg.seed,
         log_every=10,
         monitor="val_r2",
     )
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    history = trainer.fit(
-        model, Loaders(loader, loader), nn.MSELoss(), optimizer, resume=ctx.resume
-    )
+    model = task.model
+    assert isinstance(model, nn.Linear)
     with torch.no_grad():
         by_torch = torch.cat([model.weight.flatten(), model.bias]).cpu()
     closed = least_squares(x, y)
@@ -89,9 +94,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
 
 
 RECIPE = Recipe(
-    name="linear-regression",
-    description="Linear regression: hand-written gradient descent vs nn.Linear + SGD, same answer.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(samples=200, epochs=50),
     expected={

@@ -15,11 +15,12 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
-from torchdojo.engine import Loaders, TensorLoader, Trainer
+from torchdojo.data import load_tabular
+from torchdojo.engine import EvalOutput, Loaders, TensorLoader, Trainer
 from torchdojo.models import ModelSpec, create_model
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._fundamentals import load_tabular, plot_two_feature_boundary
-from torchdojo.recipes._run import RunContext
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import two_feature_boundary
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -33,39 +34,58 @@ class Config:
     seed: int = 0
 
 
-class BinaryTrainer(Trainer):
-    """Validation hands the metrics probabilities (B,) and integer targets (B,)."""
+def setup(cfg: Config, ctx: RunContext) -> Setup:
+    train, test, _ = load_tabular(cfg.dataset)
+    ctx.note_data(train.source)
+    features = train.x.shape[1]
+    loaders = Loaders(  # float targets (B, 1), the shape of the one logit
+        TensorLoader(train.x, train.y.float()[:, None], batch_size=cfg.batch_size),
+        TensorLoader(test.x, test.y.float()[:, None], batch_size=1024, shuffle=False),
+    )
+    kwargs = {"in_features": features, "num_classes": 1, "depth": 0}
+    model = create_model("mlp", **kwargs)  # depth 0: Flatten -> Linear(features, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return Setup(
+        model,
+        loaders,
+        nn.BCEWithLogitsLoss(),  # the sigmoid inside the loss: stable for large logits
+        optimizer,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=ModelSpec("mlp", kwargs, [features], [], [], train.classes),
+    )
 
-    def validation_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        x, y = batch
-        logits = self.model(x)  # (B, 1)
-        return self.loss_fn(logits, y), torch.sigmoid(logits[:, 0]), y[:, 0].long()
+
+def binary_eval_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> EvalOutput:
+    """Validation hands the metrics probabilities (B,) and integer targets (B,)."""
+    x, y = batch
+    logits = trainer.model(x)  # (B, 1)
+    assert trainer.loss_fn is not None  # the setup's BCEWithLogitsLoss
+    loss = trainer.loss_fn(logits, y)
+    return EvalOutput(loss, torch.sigmoid(logits[:, 0]), y[:, 0].long(), len(y))
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
-    train, test, names = load_tabular(cfg.dataset)
-    ctx.note_data(train.source)
-    features = train.x.shape[1]
-    kwargs = {"in_features": features, "num_classes": 1, "depth": 0}
-    model = create_model("mlp", **kwargs)  # depth 0: Flatten -> Linear(features, 1)
-    train_loader = TensorLoader(train.x, train.y.float()[:, None], batch_size=cfg.batch_size)
-    test_loader = TensorLoader(test.x, test.y.float()[:, None], batch_size=1024, shuffle=False)
-    trainer = ctx.trainer(
+    task = setup(cfg, ctx)
+    history = ctx.fit(
+        task,
         metrics={"acc": BinaryAccuracy(), "auroc": BinaryAUROC()},
-        trainer_cls=BinaryTrainer,
-        epochs=cfg.epochs,
+        eval_step=binary_eval_step,
         seed=cfg.seed,
         monitor="val_auroc",
         log_every=10,
     )
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
-    history = trainer.fit(
-        model, Loaders(train_loader, test_loader), loss_fn, opt, resume=ctx.resume
-    )
-    ctx.save_model(model, ModelSpec("mlp", kwargs, [features], [], [], train.classes))
-    acc_2 = plot_two_feature_boundary(
-        ctx, train, test, features=cfg.plot_features, names=names, num_outputs=1, loss_fn=loss_fn
+    if task.spec is not None:
+        ctx.save_model(task.model, task.spec)  # no confusion matrix: one logit, not argmax
+    train, test, names = load_tabular(cfg.dataset)
+    acc_2 = two_feature_boundary(
+        ctx,
+        train,
+        test,
+        features=cfg.plot_features,
+        names=names,
+        num_outputs=1,
+        loss_fn=task.loss_fn,
     )
     last = history.last()
     return {
@@ -77,9 +97,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
 
 
 RECIPE = Recipe(
-    name="logistic-regression",
-    description="Logistic regression (nn.Linear + BCEWithLogitsLoss) on breast-cancer data.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(epochs=3),
     expected={

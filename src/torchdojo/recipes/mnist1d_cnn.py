@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_registered, load_split_pair
-from torchdojo.recipes._run import RunContext
+import torch
+from torch import nn
+
+from torchdojo.models import create_model
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import (
+    accuracy,
+    finish_classifier,
+    load_split_pair,
+    model_spec,
+    tensor_loaders,
+)
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -28,29 +38,38 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     train, test = load_split_pair(ctx, cfg.dataset)
+    loaders = tensor_loaders(train, test, batch_size=cfg.batch_size, seed=cfg.seed)
     kwargs = {"width": cfg.width, "num_classes": len(train.classes)}
-    return fit_registered(
-        ctx,
-        "mnist1d-resnet",
-        kwargs,
-        train,
-        test,
+    model = create_model("mnist1d-resnet", **kwargs)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    return Setup(
+        model,
+        loaders,
+        loss_fn,
+        optimizer,
+        scheduler,
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
-        optimizer="adamw",
-        weight_decay=cfg.weight_decay,
-        label_smoothing=cfg.label_smoothing,
+        classes=train.classes,
+        spec=model_spec("mnist1d-resnet", kwargs, train),
     )
 
 
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc")
+    return finish_classifier(ctx, task, history)
+
+
 RECIPE = Recipe(
-    name="mnist1d-cnn",
-    description="MNIST-1D with a modern small residual CNN: about 99 % (the paper's CNN: 94 %).",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(dataset="mnist1d-tiny", epochs=2, width=8),
     expected={

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_mlp, load_split_pair
-from torchdojo.recipes._run import RunContext
+import torch
+from torch import nn
+
+from torchdojo.models import create_model
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import (
+    accuracy,
+    finish_classifier,
+    load_split_pair,
+    model_spec,
+    tensor_loaders,
+)
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -25,15 +35,45 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+def setup(cfg: Config, ctx: RunContext) -> Setup:
     train, test = load_split_pair(ctx, cfg.dataset, max_train=cfg.max_train_samples, seed=cfg.seed)
-    return fit_mlp(ctx, cfg, train, test)
+    loaders = tensor_loaders(train, test, batch_size=cfg.batch_size, seed=cfg.seed)
+    kwargs = {
+        "in_features": train.x[0].numel(),
+        "num_classes": len(train.classes),
+        "width": cfg.width,
+        "depth": cfg.depth,
+        "dropout": cfg.dropout,
+    }
+    model = create_model("mlp", **kwargs)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
+    )
+    return Setup(
+        model,
+        loaders,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=model_spec("mlp", kwargs, train),
+        mean=train.mean,
+        std=train.std,
+    )
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc")
+    return finish_classifier(ctx, task, history)
 
 
 RECIPE = Recipe(
-    name="mnist-mlp",
-    description="MNIST digits with a multi-layer perceptron: about 98 % test accuracy.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64),
     expected={

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-from torchdojo.recipes._api import Expected, Recipe
-from torchdojo.recipes._common import fit_registered
-from torchdojo.recipes._fundamentals import load_tabular, plot_two_feature_boundary
-from torchdojo.recipes._run import RunContext
+from torchdojo.data import load_tabular
+from torchdojo.models import create_model
+from torchdojo.runs import Expected, Recipe, Setup
+from torchdojo.runs.classify import (
+    accuracy,
+    finish_classifier,
+    model_spec,
+    tensor_loaders,
+    two_feature_boundary,
+)
+from torchdojo.runs.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -27,22 +35,35 @@ class Config:
     seed: int = 0
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
-    train, test, names = load_tabular("iris")
+def setup(cfg: Config, ctx: RunContext) -> Setup:
+    train, test, _ = load_tabular("iris")
     ctx.note_data(train.source)
+    loaders = tensor_loaders(train, test, batch_size=cfg.batch_size, seed=cfg.seed)
     kwargs = {"in_features": train.x.shape[1], "num_classes": len(train.classes), "depth": 0}
-    metrics = fit_registered(  # depth 0: Flatten -> Linear(4, 3)
-        ctx,
-        "mlp",
-        kwargs,
-        train,
-        test,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=cfg.seed,
+    model = create_model("mlp", **kwargs)  # depth 0: Flatten -> Linear(4, 3), no softmax
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * len(loaders.train), pct_start=0.25
     )
-    metrics["test_acc_2_features"] = plot_two_feature_boundary(
+    return Setup(
+        model,
+        loaders,
+        nn.CrossEntropyLoss(),  # log-softmax + negative log-likelihood, on the logits
+        optimizer,
+        scheduler,
+        epochs=cfg.epochs,
+        classes=train.classes,
+        spec=model_spec("mlp", kwargs, train),
+    )
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    task = setup(cfg, ctx)
+    metrics = {"acc": accuracy(len(task.classes))}
+    history = ctx.fit(task, metrics=metrics, seed=cfg.seed, monitor="val_acc")
+    result = finish_classifier(ctx, task, history)
+    train, test, names = load_tabular("iris")
+    result["test_acc_2_features"] = two_feature_boundary(
         ctx,
         train,
         test,
@@ -51,13 +72,12 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         num_outputs=len(train.classes),
         loss_fn=nn.CrossEntropyLoss(),
     )
-    return metrics
+    return result
 
 
 RECIPE = Recipe(
-    name="softmax-iris",
-    description="Softmax regression on iris: one linear layer, CrossEntropyLoss on logits.",
     config=Config,
+    setup=setup,
     run=run,
     smoke=Config(epochs=3),
     expected={

@@ -10,28 +10,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import subprocess
 import time
 import typing
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
-from rich.console import Console
-from torch import nn
-from torchmetrics import Metric
 
-from torchdojo.engine import MetricsLogger, ProgressBar, Trainer, TrainerConfig
 from torchdojo.engine import distributed as dist
-from torchdojo.engine.callbacks import Callback
-from torchdojo.models import ModelSpec, save_bundle
-from torchdojo.recipes import get_recipe
-from torchdojo.recipes._api import ConfigError, Recipe, RunOptions, apply_overrides
+from torchdojo.runs.context import RunContext
+from torchdojo.runs.contract import (
+    ConfigError,
+    Recipe,
+    RunOptions,
+    apply_overrides,
+    parse_overrides,
+    validate_config,
+)
 from torchdojo.utils.io import atomic_write_json, atomic_write_text
-from torchdojo.utils.paths import data_root
 from torchdojo.utils.seed import seed_everything
 
 
@@ -46,104 +46,10 @@ class RunResult:
     data_source: str = ""
 
 
-class RunContext:
-    """What a recipe's ``run`` gets besides its config: where to write, how to train, how to talk.
-
-    Args:
-        recipe: The recipe being run.
-        options: The CLI's run options.
-        run_dir: This run's folder.
-        console: Where ``echo`` prints (rank 0 only).
-    """
-
-    def __init__(
-        self, recipe: Recipe, options: RunOptions, run_dir: Path, console: Console | None = None
-    ) -> None:
-        self.recipe, self.options, self.run_dir = recipe, options, run_dir
-        self.console = console or Console(stderr=True)
-        self.resume: Path | None = Path(options.resume) / "checkpoints" if options.resume else None
-        self.data_source = ""
-        self.reference_data = True
-        self.figures: list[Path] = []
-        self.env: dict[str, Any] = {}
-
-    @property
-    def data_dir(self) -> Path:
-        return data_root(self.options.data_dir)
-
-    @property
-    def smoke(self) -> bool:
-        return self.options.smoke
-
-    def echo(self, message: str) -> None:
-        """Print one line for the user (rank 0 only)."""
-        if dist.is_main_process():
-            self.console.print(message, highlight=False)
-
-    def note_data(self, source: str, *, reference: bool = True) -> None:
-        """Record and print, once, which data the run uses; ``reference=False`` for stand-ins
-        (embedded subsets, synthetic twins) on which the recipe's floors are not checked."""
-        self.reference_data = self.reference_data and reference
-        if source and source != self.data_source:
-            self.data_source = source if not self.data_source else f"{self.data_source}; {source}"
-            self.echo(f"[bold]data:[/bold] {source}")
-
-    def trainer(
-        self,
-        *,
-        metrics: Mapping[str, Metric] | None = None,
-        trainer_cls: type[Trainer] = Trainer,
-        callbacks: Iterable[Callback] = (),
-        **config: Any,
-    ) -> Trainer:
-        """A Trainer wired to this run: logging, progress, checkpoints, CLI options."""
-        opts = self.options
-        defaults: dict[str, Any] = {
-            "device": opts.device,
-            "precision": opts.precision,
-            "compile": opts.compile,
-            "num_threads": opts.threads,
-            "time_budget": opts.time_budget,
-            "checkpoint_every": opts.checkpoint_every,
-        }
-        if opts.seed is not None:
-            defaults["seed"] = opts.seed
-        fields = {f.name for f in dataclasses.fields(TrainerConfig)}
-        merged = {
-            **config,
-            **{k: v for k, v in defaults.items() if v is not None or k not in config},
-        }
-        merged = {k: v for k, v in merged.items() if k in fields and v is not None}
-        extra: list[Callback] = []
-        if dist.is_main_process():
-            extra.append(MetricsLogger(self.run_dir))
-            if opts.progress:
-                extra.append(ProgressBar(self.console))
-        trainer = trainer_cls(
-            TrainerConfig(**merged),
-            callbacks=[*extra, *callbacks],
-            metrics=metrics,
-            checkpoint_dir=self.run_dir / "checkpoints",
-        )
-        self._trainer = trainer
-        return trainer
-
-    def save_model(self, model: nn.Module, spec: ModelSpec) -> None:
-        """Save the trained model (rank 0) so predict/export can rebuild it."""
-        if dist.is_main_process():
-            save_bundle(self.run_dir, getattr(model, "module", model), spec)
-
-    def save_figure(self, fig: Any, name: str) -> None:
-        """Save a matplotlib figure into ``plots/`` and show it in the report."""
-        if dist.is_main_process():
-            from torchdojo.viz import save_figure
-
-            self.figures.append(save_figure(fig, self.run_dir / "plots" / f"{name}.png"))
-
-
-def run(name: str, options: RunOptions) -> RunResult:
-    """Run recipe ``name`` with ``options`` (see :class:`RunOptions`)."""
-    recipe = get_recipe(name)
+def run(recipe: Recipe, options: RunOptions) -> RunResult:
+    """Run ``recipe`` with ``options`` (see :class:`RunOptions`): the config and options are
+    checked before the run folder is made; a run that fails marks its folder as failed."""
+    options.validated()
     owns_group = not dist.is_initialized() and dist.init_distributed()
     try:
         return _run(recipe, options)
@@ -153,40 +59,89 @@ def run(name: str, options: RunOptions) -> RunResult:
 
 
 def _run(recipe: Recipe, options: RunOptions) -> RunResult:
-    config = _resolve_config(recipe, options)
+    config = resolve_config(recipe, options)
     run_dir = _make_run_dir(recipe, options)
     ctx = RunContext(recipe, options, run_dir)
     if dist.is_main_process():
         _write_config(run_dir, recipe, config, options)
         atomic_write_json(run_dir / "env.json", collect_env())
+        _forget_outcome(run_dir)
     ctx.echo(f"[bold]{recipe.name}[/bold] -> {run_dir}")
     # Seed before the recipe builds its model: torch seeds itself randomly in each process.
     seed_everything(options.seed if options.seed is not None else getattr(config, "seed", 0))
     started = time.perf_counter()
-    metrics = recipe.run(config, ctx)
+    try:
+        metrics = recipe.run(config, ctx)
+    except BaseException as error:
+        if dist.is_main_process():
+            _leave_honest_folder(run_dir, recipe.name, error, resumed=bool(options.resume))
+        raise
     wall = time.perf_counter() - started
-    checkable = not options.smoke and ctx.reference_data
+    why_not = "smoke run" if options.smoke else "" if ctx.reference_data else "stand-in data"
     result = RunResult(
-        recipe.name, run_dir, metrics, _checks(recipe, metrics, checkable), ctx.data_source
+        recipe.name, run_dir, metrics, _checks(recipe, metrics, why_not), ctx.data_source
     )
     if dist.is_main_process():
         _finish_run_dir(ctx, config, result, wall)
     return result
 
 
-def _resolve_config(recipe: Recipe, options: RunOptions) -> Any:
-    from torchdojo.recipes._api import parse_overrides
-
+def resolve_config(recipe: Recipe, options: RunOptions) -> Any:
+    """The config a run of ``recipe`` with ``options`` uses (the saved one on resume), checked."""
     if options.resume:
-        saved = _read_config(Path(options.resume), recipe)
-        return apply_overrides(recipe.config(), _from_yaml(recipe.config, saved["config"]))
-    config = recipe.smoke if options.smoke else recipe.config()
+        saved = read_run_config(Path(options.resume), recipe)
+        return apply_overrides(recipe.config(), from_yaml(recipe.config, saved["config"]))
+    config = validate_config(recipe.smoke if options.smoke else recipe.config())
     if options.epochs is not None:
+        if "epochs" not in {f.name for f in dataclasses.fields(config)}:
+            raise ConfigError(f"--epochs: recipe {recipe.name!r} has no epochs setting")
         config = apply_overrides(config, {"epochs": options.epochs})
     return apply_overrides(config, parse_overrides(options.overrides))
 
 
-def _from_yaml(config_cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+STATUS_FILE = "summary.json"
+
+
+def mark_failed(run_dir: Path, recipe: str, error: BaseException) -> None:
+    """Write ``summary.json`` with status ``failed`` (or ``interrupted``) and the reason, so
+    nothing in the folder passes for a finished run; a checkpoint stays resumable."""
+    interrupted = isinstance(error, KeyboardInterrupt) or type(error).__name__ == (
+        "TrainingInterrupted"
+    )
+    summary: dict[str, Any] = {
+        "recipe": recipe,
+        "status": "interrupted" if interrupted else "failed",
+        "error": f"{type(error).__name__}: {error}".strip()[:2000],
+        "metrics": {},
+        "checks": {},
+    }
+    atomic_write_json(run_dir / STATUS_FILE, summary)
+
+
+USER_ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError)
+
+
+def _leave_honest_folder(
+    run_dir: Path, recipe: str, error: BaseException, *, resumed: bool
+) -> None:
+    """A new run that a bad input stopped before its first checkpoint leaves no folder (the
+    error says what to fix); any other failure marks the folder failed or interrupted."""
+    checkpoints = run_dir / "checkpoints"
+    started = checkpoints.is_dir() and any(checkpoints.iterdir())
+    if isinstance(error, USER_ERRORS) and not resumed and not started:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    mark_failed(run_dir, recipe, error)
+
+
+def _forget_outcome(run_dir: Path) -> None:
+    """A resumed run is not finished until it finishes again."""
+    (run_dir / STATUS_FILE).unlink(missing_ok=True)
+
+
+def from_yaml(config_cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``config.yaml`` values as field values (YAML lists back to tuples)."""
+
     hints = typing.get_type_hints(config_cls)
     return {
         k: tuple(v) if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple else v
@@ -194,15 +149,23 @@ def _from_yaml(config_cls: type[Any], values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_config(run_dir: Path, recipe: Recipe) -> dict[str, Any]:
+def read_run_config(run_dir: Path, recipe: Recipe | None = None) -> dict[str, Any]:
+    """A run folder's ``config.yaml`` (recipe, config, options); checks it is ``recipe``'s."""
     path = run_dir / "config.yaml"
+    if not run_dir.exists():
+        raise ConfigError(f"{run_dir} does not exist; pass a run folder (runs/<recipe>/<time>)")
     if not path.is_file():
         raise ConfigError(
-            f"--resume {run_dir}: no config.yaml there; pass a run folder "
-            "(runs/<recipe>/<timestamp>)"
+            f"{run_dir} has no config.yaml: not a run folder; pass one (runs/<recipe>/<time>)"
         )
-    saved: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if saved.get("recipe") != recipe.name:
+    try:
+        saved: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        recipe_name = saved["recipe"]
+    except (yaml.YAMLError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not a readable run config ({err})") from None
+    if recipe is None:
+        return saved
+    if recipe_name != recipe.name:
         raise ConfigError(
             f"--resume {run_dir} is a run of {saved.get('recipe')!r}, not {recipe.name!r}"
         )
@@ -275,13 +238,13 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def _checks(recipe: Recipe, metrics: dict[str, float], checkable: bool) -> dict[str, str]:
-    """Each expected metric against its floor; "n/a" on smoke runs and stand-in data."""
+def _checks(recipe: Recipe, metrics: dict[str, float], why_not: str) -> dict[str, str]:
+    """Each expected metric against its floor; "n/a (why)" on smoke runs and stand-in data."""
     checks = {}
     for key, exp in recipe.expected.items():
         value = metrics.get(key)
-        if not checkable or value is None:
-            checks[key] = "n/a"
+        if why_not or value is None:
+            checks[key] = f"n/a ({why_not or 'not reported'})"
         else:
             ok = value >= exp.floor if exp.mode == "max" else value <= exp.floor
             checks[key] = "pass" if ok else "below floor"
@@ -294,7 +257,7 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
     run_dir = result.run_dir
     env = {
         **collect_env(),
-        **getattr(getattr(ctx, "_trainer", None), "env", {}),
+        **(ctx.last_trainer.env if ctx.last_trainer is not None else {}),
         "seed": getattr(config, "seed", None),
         "wall_time_s": round(wall, 2),
     }
@@ -303,8 +266,11 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
         "recipe": result.recipe,
         "metrics": result.metrics,
         "checks": result.checks,
+        "status": "finished",
         "data": result.data_source,
         "smoke": ctx.smoke,
+        "reference_data": ctx.reference_data,
+        "fallback_reason": ctx.fallback_reason,
     }
     atomic_write_json(run_dir / "summary.json", summary)
     records = _read_metrics(run_dir / "metrics.jsonl")
@@ -314,7 +280,7 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
         run_dir,
         title=f"{result.recipe} run",
         summary=f"{ctx.recipe.description} Data: {result.data_source or 'n/a'}.",
-        config={**dataclasses.asdict(config), "smoke": ctx.smoke or not ctx.reference_data},
+        config={**dataclasses.asdict(config), "smoke": ctx.smoke},
         metrics=result.metrics,
         expected=expected,
         images=[*plots, *ctx.figures],

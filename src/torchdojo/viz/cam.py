@@ -95,6 +95,29 @@ class GradCAM:
         return index
 
 
+def cam_layer(model: nn.Module, x: Tensor) -> nn.Module:
+    """The last module that outputs a spatial (B, C, h, w) map with h * w > 1 on input ``x``:
+    the layer Grad-CAM reads (its maps are still spatial, and the most semantic)."""
+    found: list[nn.Module] = []
+
+    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, Tensor) and output.ndim == 4 and output.shape[-2:].numel() > 1:
+            found.append(module)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if m is not model]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    if not found:
+        raise ValueError(f"{type(model).__name__} has no spatial layer for Grad-CAM")
+    return found[-1]
+
+
 def cam_overlay_figure(
     images: Tensor,
     cams: Tensor,
