@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from torchdojo.cli.app import _register_commands, app
 from torchdojo.models import ModelSpec, create_model, load_bundle, save_bundle
 from torchdojo.recipes import RunOptions, run_recipe
-from torchdojo.recipes._predict import image_transform, predict
+from torchdojo.services.predict import image_transform, predict
 
 runner = CliRunner()
 _register_commands()

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from torchdojo.cli.app import app, console, fail
+from torchdojo.cli.app import app, console
 
 
 @app.command()
 def diagnose(
     target: Annotated[
-        str, typer.Argument(help="A recipe name or a run folder (runs/<recipe>/<timestamp>).")
+        str,
+        typer.Argument(
+            metavar="RECIPE|RUN_DIR",
+            help="A recipe name or a run folder (runs/<recipe>/<timestamp>).",
+        ),
     ],
     smoke: Annotated[
         bool, typer.Option(help="Use the recipe's tiny offline smoke config.")
@@ -28,39 +31,44 @@ def diagnose(
     required_drop: Annotated[
         float, typer.Option(help="Share by which the one-batch loss must fall (0.9: to 1/10).")
     ] = 0.9,
-    lr: Annotated[float | None, typer.Option(help="Adam LR (default: the recipe's lr).")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="Peak LR of the recipe's optimizer (default: the recipe's)."),
+    ] = None,
     data_dir: Annotated[
         str | None,
         typer.Option(help="Data root (default: $TORCHDOJO_DATA, else ~/.cache/torchdojo)."),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for gradients.png and diagnosis.json.")] = Path(
-        "diagnose"
-    ),
+    out: Annotated[
+        str,
+        typer.Option(help="Root folder for run folders: writes OUT/<recipe>/diagnose-<time>/."),
+    ] = "runs",
 ) -> None:
     """Check a recipe's setup before training: per-layer activations and gradients, dead ReLUs,
-    and whether it can overfit one batch. Exits with 1 when it finds a problem."""
-    from torchdojo.recipes import ConfigError
-    from torchdojo.recipes._diagnose import diagnose_recipe
+    and whether it can overfit one batch. Writes into the run tree (RUN_DIR/diagnose/ for a run
+    folder). Exits with 1 when it finds a problem."""
+    from torchdojo.services.diagnose import diagnose_recipe
 
-    if steps < 2:
-        raise fail(f"--steps must be at least 2, got {steps}")
-    if not 0 < required_drop < 1:
-        raise fail(f"--required-drop must be between 0 and 1, got {required_drop}")
-    try:
-        setup, found, files = diagnose_recipe(
-            target, out=out, steps=steps, required_drop=required_drop, smoke=smoke, overrides=tuple(overrides or ()),
-            data_dir=data_dir, lr=lr,
-        )  # fmt: skip
-    except (ConfigError, FileNotFoundError) as e:
-        raise fail(str(e)) from None
-    console.print(f"[bold]{setup.recipe}[/bold]  data: {setup.data_source}")
+    report = diagnose_recipe(
+        target,
+        out=out,
+        steps=steps,
+        required_drop=required_drop,
+        smoke=smoke,
+        overrides=tuple(overrides or ()),
+        data_dir=data_dir,
+        lr=lr,
+    )
+    found = report.diagnosis
+    console.print(f"[bold]{report.recipe}[/bold]", highlight=False)  # its data: said by setup
     console.print(_layer_table(found))
     first, last = found.losses[0], found.losses[-1]
     console.print(
-        f"overfitting one batch of {len(setup.batches[0][1])}: loss {first:.4g} -> {last:.4g} "
-        f"in {len(found.losses)} steps ({found.loss_drop:.1%} drop)"
+        f"overfitting one batch of {report.batch_size} at lr={report.lr:.3g}"
+        f"{', ' + report.note if report.note else ''}: loss {first:.4g} -> {last:.4g} in "
+        f"{len(found.losses)} steps ({found.loss_drop:.1%} drop)"
     )
-    console.print(f"wrote {', '.join(str(f) for f in files)}")
+    console.print(f"wrote {report.out_dir}: {', '.join(f.name for f in report.files)}")
     if found.healthy:
         console.print("[green]no problems found[/green]")
         return
@@ -71,9 +79,17 @@ def diagnose(
 
 def _layer_table(found: object) -> Table:
     table = Table(
-        "layer", "kind", "act mean", "act std", "dead", "grad norm", "grad norm after",
-        box=None, header_style="bold", title="per-layer statistics on one batch (init)",
-    )  # fmt: skip
+        "layer",
+        "kind",
+        "act mean",
+        "act std",
+        "dead",
+        "grad norm",
+        "grad norm after",
+        box=None,
+        header_style="bold",
+        title="per-layer statistics on one batch (init)",
+    )
     after = {s.name: s for s in found.layers_after}  # type: ignore[attr-defined]
     for s in found.layers:  # type: ignore[attr-defined]
         later = after.get(s.name)

@@ -20,15 +20,13 @@ def export(
         Path | None, typer.Option(help="Export folder (default: RUN_DIR/export).")
     ] = None,
 ) -> None:
-    """Export a trained model with its model card and an ONNX Runtime vs PyTorch parity report."""
-    from torchdojo.recipes._export import export_run
+    """Export a finished run's model with its model card and an ONNX Runtime vs PyTorch
+    parity report."""
+    from torchdojo.services.export import export_run
 
     if format not in {"onnx", "torch-export"}:
         raise fail(f"--format must be onnx or torch-export, not {format!r}")
-    try:
-        result, source = export_run(run_dir, format=format, out_dir=out)  # type: ignore[arg-type]
-    except (FileNotFoundError, ValueError) as err:
-        raise fail(str(err)) from None
+    result, source = export_run(run_dir, format=format, out_dir=out)  # type: ignore[arg-type]
     p = result.parity
     console.print(f"exported {result.model_path} ({result.card.exporter})")
     console.print(
@@ -50,9 +48,11 @@ def serve(
 ) -> None:
     """Serve an exported model: web page at /, POST /predict, GET /health, docs at /docs."""
     from torchdojo.serve import run_server
+    from torchdojo.services.finished import require_finished
 
     if not (export_dir / "card.json").is_file():
         raise fail(f"{export_dir} has no card.json; export a run first: torchdojo export RUN_DIR")
+    require_finished(export_dir.parent, "serve")  # RUN_DIR/export of a run that failed later
     console.print(f"serving {export_dir} on http://{host}:{port}/  (Ctrl-C to stop)")
     run_server(
         export_dir,

@@ -20,18 +20,15 @@ def predict(
         Path | None, typer.Option(help="Also write the predictions to a .csv or .json file.")
     ] = None,
 ) -> None:
-    """Classify images with a trained run's model; prints the top-k classes per image."""
-    from torchdojo.recipes._predict import predict as predict_images
-    from torchdojo.recipes._predict import write_predictions
+    """Classify images with a finished run's model; prints the top-k classes per image."""
+    from torchdojo.services.predict import predict as predict_images
+    from torchdojo.services.predict import write_predictions
 
     if top_k < 1:
         raise fail(f"--top-k must be at least 1, got {top_k}")
     if output is not None and output.suffix.lower() not in {".csv", ".json"}:
         raise fail(f"--output {output}: use a .csv or .json file name")
-    try:
-        result = predict_images(run_dir, path, top_k=top_k)
-    except (FileNotFoundError, ValueError) as e:
-        raise fail(str(e)) from None
+    result = predict_images(run_dir, path, top_k=top_k)
     k = min(top_k, len(result.classes))
     table = Table(box=None, header_style="bold")
     table.add_column("image", overflow="fold")

@@ -3,7 +3,8 @@
 ``export_run(run_dir)`` reads ``model.json`` + ``model.safetensors``, takes up to 16 real
 images of the run's own evaluation data (the test split of an in-memory dataset, or the image
 folder it trained on) for the ONNX Runtime vs PyTorch parity check, and writes the export folder
-(model, ``card.json``, ``parity.json``) that ``torchdojo serve`` reads.
+(model, ``card.json``, ``parity.json``) that ``torchdojo serve`` reads. A run that did not
+finish is refused (its model is not the trained one).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import yaml
 from torch import Tensor
 
 from torchdojo.data import Normalize, create_dataset
+from torchdojo.data.image_folder import image_folder_path
 from torchdojo.export import ExportResult, export_model
 from torchdojo.models import ModelSpec, load_bundle
-from torchdojo.recipes._predict import image_files, image_transform
-from torchdojo.recipes._transfer import image_folder_path
+from torchdojo.services.finished import require_finished
+from torchdojo.services.predict import image_files, image_transform
 from torchdojo.utils import data_root
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ def export_run(
 ) -> tuple[ExportResult, str]:
     """Export the model of ``run_dir``; returns the result and where the parity inputs came from."""
     run_dir = Path(run_dir)
+    require_finished(run_dir, "export")
     model, spec = load_bundle(run_dir)
     if spec.task != "classification" or len(spec.input_shape) != 3:
         raise ValueError(

@@ -2,7 +2,8 @@
 
 ``predict(run_dir, path)`` rebuilds the run's model from ``model.json`` + ``model.safetensors``,
 prepares each image the way the run evaluated it, and returns the softmax top-k. A folder is
-searched recursively; an unreadable file is reported in ``bad_files``, never fatal. Used by
+searched recursively; an unreadable file is reported in ``bad_files``, never fatal. A run
+that did not finish is refused (its model is not the trained one). Used by
 ``torchdojo predict``.
 """
 
@@ -24,6 +25,7 @@ from torchdojo.data.image_folder import BadFile, describe_error, is_image_file
 from torchdojo.data.transforms import eval_transforms, load_image_rgb
 from torchdojo.export.card import SMALL_INPUT
 from torchdojo.models import ModelSpec, load_bundle
+from torchdojo.services.finished import require_finished
 from torchdojo.utils import atomic_write_text
 
 # Inputs at least this large were trained on resize + center crop (image folders); smaller
@@ -96,8 +98,9 @@ def predict(
 
     Raises:
         FileNotFoundError: No trained model in ``run_dir``, or ``path`` does not exist.
-        ValueError: The run's model is not an image classifier.
+        ValueError: The run's model is not an image classifier, or the run did not finish.
     """
+    require_finished(Path(run_dir), "predict")
     model, spec = load_bundle(run_dir)
     if spec.task != "classification" or not spec.classes:
         raise ValueError(f"{run_dir} holds a {spec.task} model; predict needs a classifier")
