@@ -18,7 +18,7 @@ after 4 epochs) vs 29.3 s (99.14 %): 8.23x. Fashion-MNIST: the reference ends it
 is a lower bound. MNIST-1D to 95 %: 3.1 s for both (1.03x; the raw loop ends at 95.5-96.4 %, the
 recipe's full schedule at 99.2 %).
 
-    TORCHDOJO_DATA=/work/shared/data python benchmarks/time_to_accuracy.py --quick
+    TORCHDOJO_DATA=../shared/data python benchmarks/time_to_accuracy.py --quick
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ class ArrayDataset:
         std: Per-channel std likewise.
         reference: False for stand-ins (embedded subsets, synthetic twins, subsets): a
             recipe's measured floors do not apply to them.
+        fallback_reason: Why a stand-in replaced the real data (e.g. the files were missing
+            and there was no network), shown to the user; "" when nothing was replaced.
     """
 
     x: Tensor
@@ -30,6 +32,7 @@ class ArrayDataset:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     reference: bool = True
+    fallback_reason: str = ""
 
     def __len__(self) -> int:
         return len(self.x)
@@ -47,6 +50,7 @@ class ArrayDataset:
             self.mean,
             self.std,
             reference=False,
+            fallback_reason=self.fallback_reason,
         )
 
 

@@ -171,7 +171,9 @@ def resolve_idx_dataset(
             reason = f"{reason}; download failed ({type(err).__name__}: {str(err)[:120]})"
     if embedded_fallback and name == "MNIST":
         log.info("using the embedded MNIST subset: %s", reason)
-        return embedded_mnist(split)
+        data = embedded_mnist(split)
+        data.fallback_reason = f"real MNIST not available ({' '.join(reason.split())})"
+        return data
     raise FileNotFoundError(
         f"{reason}. Put the four {name} IDX files in {folder / name / 'raw'} "
         f"(or point --data-dir / TORCHDOJO_DATA at a folder that has them)."

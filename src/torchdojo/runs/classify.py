@@ -44,9 +44,7 @@ def load_split_pair(
     """Train and test splits of ``dataset`` from the run's data root; says which data it used."""
     train = create_dataset(dataset, "train", root=ctx.options.data_dir).subset(max_train, seed=seed)
     test = create_dataset(dataset, "test", root=ctx.options.data_dir).subset(max_test, seed=seed)
-    ctx.note_data(
-        train.source, reference=train.reference, reason=getattr(train, "fallback_reason", "")
-    )
+    ctx.note_data(train.source, reference=train.reference, reason=train.fallback_reason)
     return train, test
 
 

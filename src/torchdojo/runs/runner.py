@@ -279,7 +279,8 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
     viz.write_report(
         run_dir,
         title=f"{result.recipe} run",
-        summary=f"{ctx.recipe.description} Data: {result.data_source or 'n/a'}.",
+        summary=f"{ctx.recipe.description} Data: {result.data_source or 'n/a'}."
+        + (f" Not the reference data: {ctx.fallback_reason}." if ctx.fallback_reason else ""),
         config={**dataclasses.asdict(config), "smoke": ctx.smoke},
         metrics=result.metrics,
         expected=expected,
