@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+from torchdojo.utils.device import forward_flops
 
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
@@ -29,16 +30,9 @@ def count_flops(model: nn.Module, input_size: Sequence[int]) -> int:
         model: The model to measure.
         input_size: Full input shape, e.g. ``(1, 3, 32, 32)``.
     """
-    was_training = model.training
-    model.eval()
     param = next(model.parameters(), None)
     x = torch.zeros(*input_size, device=param.device if param is not None else "cpu")
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops())
+    return forward_flops(model, x)
 
 
 def model_summary(model: nn.Module, input_size: Sequence[int], *, depth: int = 3) -> str:

@@ -30,7 +30,7 @@ from torchdojo.engine.schedules import TriangularSchedule
 from torchdojo.models import create_model
 from torchdojo.models.summary import count_flops, count_params
 from torchdojo.runs import Expected, Recipe, Setup
-from torchdojo.runs.classify import accuracy, load_split_pair, model_spec
+from torchdojo.runs.classify import accuracy, load_split_pair, model_spec, report_classifier
 from torchdojo.runs.context import RunContext
 from torchdojo.utils.io import atomic_write_json, atomic_write_text
 from torchdojo.utils.seed import set_rng_state
@@ -161,8 +161,9 @@ def train_one(
     )
     test_acc, train_time = float(history.last()["val_acc"]), trainer.state.train_time
     ctx.echo(f"{name}: test_acc {test_acc:.4f} after {train_time:.0f} s")
-    if name == cfg.models[-1] and task.spec is not None:
-        ctx.save_model(task.model, task.spec)
+    if name == cfg.models[-1] and task.spec is not None:  # the saved model gets the report
+        ctx.save_model(task.model, task.spec)  # pictures: confusion matrix, mistakes, Grad-CAM
+        report_classifier(ctx, task)
     steps, steps_per_epoch = trainer.state.step, trainer.num_train_batches or 1
     return {
         "model": name,

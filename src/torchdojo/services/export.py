@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 from torch import Tensor
 
 from torchdojo.data import Normalize, create_dataset
 from torchdojo.data.image_folder import image_folder_path
 from torchdojo.export import ExportResult, export_model
 from torchdojo.models import ModelSpec, load_bundle
+from torchdojo.runs.runner import read_run_config
 from torchdojo.services.finished import require_finished
 from torchdojo.services.predict import image_files, image_transform
 from torchdojo.utils import data_root
@@ -65,11 +65,7 @@ def export_run(
 
 def parity_inputs(run_dir: Path, spec: ModelSpec) -> tuple[Tensor | None, str]:
     """Up to 16 real, preprocessed inputs from the run's data, or None (random inputs)."""
-    saved: dict[str, Any] = (
-        yaml.safe_load((run_dir / "config.yaml").read_text())
-        if (run_dir / "config.yaml").is_file()
-        else {}
-    )
+    saved: dict[str, Any] = read_run_config(run_dir) if (run_dir / "config.yaml").is_file() else {}
     config, options = saved.get("config", {}), saved.get("options", {})
     try:
         if "dataset" in config:
