@@ -97,17 +97,21 @@ def auto_epochs(epochs: int | None, n: int, batch_size: int, *, min_steps: int =
     return max(1, math.ceil(min_steps / math.ceil(n / batch_size)))
 
 
+MAX_KEPT_IMAGES = 10_000  # a whole MNIST/CIFAR test set: 31 / 123 MB as floats
+
+
 @torch.inference_mode()
 def predict_all(model: nn.Module, loader: Any) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Logits, targets and (for image batches, up to 512) inputs over an ``(x, y)`` loader."""
+    """Logits, targets and (for image batches, up to ``MAX_KEPT_IMAGES``) inputs over an
+    ``(x, y)`` loader: the top losses are looked for among the kept images."""
     model.eval()
     device = next(model.parameters()).device
     logits, targets, inputs, kept = [], [], [], 0
     for x, y in loader:
         logits.append(model(x.to(device)).float().cpu())
         targets.append(y.cpu())
-        if x.dim() == 4 and kept < 512:
-            inputs.append(x[: 512 - kept].cpu())
+        if x.dim() == 4 and kept < MAX_KEPT_IMAGES:
+            inputs.append(x[: MAX_KEPT_IMAGES - kept].cpu())
             kept += len(inputs[-1])
     images = torch.cat(inputs) if inputs else None
     return torch.cat(logits), torch.cat(targets), images
