@@ -62,7 +62,7 @@ class TrainerConfig:
         seed: Seeds Python, NumPy and torch at the start of ``fit``.
         deterministic: Call ``torch.use_deterministic_algorithms(True)``.
         num_threads: CPU intra-op threads (None: the policy in
-            :func:`torchdojo.utils.device.pick_num_threads`).
+            :func:`torchdojo.utils.device.choose_threads`).
         nan_guard: Stop with a diagnosis when the loss becomes NaN or infinite.
     """
 
@@ -600,7 +600,7 @@ class Trainer:
             model.train(mode)
 
     def _choose_threads(self, batch: Any) -> None:
-        """CPU thread policy from the first batch's cost (see ``pick_num_threads``)."""
+        """CPU thread policy from the first batch's cost (see ``choose_threads``)."""
         self._threads_chosen = True
         if self.state.num_threads:  # a resumed run keeps its thread count: same arithmetic
             torch.set_num_threads(self.state.num_threads)

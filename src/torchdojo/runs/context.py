@@ -14,7 +14,6 @@ from torchmetrics import Metric
 from torchdojo.engine import (
     EvalFn,
     History,
-    Loaders,
     MetricsLogger,
     ProgressBar,
     Trainer,
@@ -60,11 +59,6 @@ class RunContext:
     @property
     def smoke(self) -> bool:
         return self.options.smoke
-
-    @property
-    def shard(self) -> dict[str, int]:
-        """``rank`` and ``world_size`` for a training loader under DDP (``{}`` semantics: 0, 1)."""
-        return {"rank": dist.rank(), "world_size": dist.world_size()}
 
     def echo(self, message: str) -> None:
         """Print one line for the user (rank 0 only)."""
@@ -190,4 +184,4 @@ def require_setup(recipe: Recipe, tool: str) -> None:
         )
 
 
-__all__ = ["Loaders", "RunContext", "require_setup"]
+__all__ = ["RunContext", "require_setup"]

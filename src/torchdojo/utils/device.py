@@ -87,11 +87,6 @@ def choose_threads(step_flops: float, requested: int | None = None) -> ThreadCho
     return ThreadChoice(cores, reason, warning)
 
 
-def pick_num_threads(step_flops: float, requested: int | None = None) -> int:
-    """The thread count of :func:`choose_threads`."""
-    return choose_threads(step_flops, requested).threads
-
-
 def other_load(window: float = 0.1) -> float:
     """Cores kept busy by other processes right now, in core units (0.0 if unknown).
 
