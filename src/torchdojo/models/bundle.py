@@ -30,7 +30,12 @@ class ModelSpec:
         mean: Per-channel normalization mean (inputs scaled to [0, 1] first).
         std: Per-channel normalization std.
         classes: Class names, in output order.
-        task: ``"classification"`` or ``"regression"``.
+        task: ``"classification"``, ``"regression"``, ``"text-classification"`` or
+            ``"audio-classification"``.
+        preprocess: What turns a raw input into ``input_shape`` beyond mean/std, as JSON.
+            Text: ``{"tokenizer": "tokenizer.json", "max_length": 128, "pretokenize": null}``
+            (the tokenizer file sits beside ``model.json``); audio: the sample rate and the
+            spectrogram settings.
     """
 
     name: str
@@ -40,6 +45,7 @@ class ModelSpec:
     std: list[float] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     task: str = "classification"
+    preprocess: dict[str, Any] = field(default_factory=dict)
 
 
 def save_bundle(folder: str | Path, model: nn.Module, spec: ModelSpec) -> Path:
