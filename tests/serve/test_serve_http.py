@@ -286,5 +286,9 @@ def test_bad_limits_are_refused(export_dir: Path) -> None:
 
 
 def test_serve_does_not_import_torch() -> None:
-    code = "import sys, torchdojo.serve; sys.exit(int('torch' in sys.modules))"
+    # the text server's tokenizer (utils.textcodec) included: utils loads torch lazily
+    code = (
+        "import sys, torchdojo.serve, torchdojo.serve.text_app, torchdojo.utils.textcodec; "
+        "sys.exit(int('torch' in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -15,18 +15,28 @@ from torchdojo.cli.app import app, console, fail
 @app.command()
 def doctor(
     path: Annotated[
-        Path, typer.Argument(help="A folder of class subfolders (train/val optional).")
+        Path,
+        typer.Argument(
+            help="A folder of class subfolders (train/val optional), or text: a .csv/.tsv "
+            "file or a folder of <class>/*.txt."
+        ),
     ],
     max_bad_fraction: Annotated[
         float, typer.Option(help="Fail above this share of bad files.")
     ] = 0.05,
     output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
+    text_column: Annotated[str | None, typer.Option(help="CSV/TSV: the text column.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="CSV/TSV: the label column.")] = None,
 ) -> None:
-    """Check an image folder before training: classes, sizes, duplicates, broken files."""
+    """Check data before training: image folders (classes, sizes, duplicates, broken files)
+    and text (empty rows, duplicates, conflicting labels, imbalance, lines not UTF-8)."""
     from torchdojo.data.doctor import scan_folder
+    from torchdojo.data.text_doctor import is_text_data
 
+    if is_text_data(path):
+        return text_doctor(path, text_column, label_column, output)
     if not path.is_dir():
-        raise fail(f"{path} is not a folder; pass a folder of class subfolders")
+        raise fail(f"{path} is not a folder; pass a folder of class subfolders or a .csv/.tsv file")
     report = scan_folder(path, max_bad_fraction=max_bad_fraction)
     counts = Table("split", "class", "images", box=None, header_style="bold")
     for split, per_class in report.class_counts.items():
@@ -55,3 +65,31 @@ def doctor(
             f"(limit {max_bad_fraction:.0%}); remove or fix the files listed above",
             code=1,
         )
+
+
+def text_doctor(
+    path: Path, text_column: str | None, label_column: str | None, output: Path | None
+) -> None:
+    """Print the text doctor's label counts and problems (exit 0: problems are warnings)."""
+    from torchdojo.data.text_doctor import scan_text
+
+    report = scan_text(path, text_column=text_column, label_column=label_column)
+    counts = Table("label", "rows", box=None, header_style="bold")
+    for name, n in report.label_counts.items():
+        counts.add_row(name, str(n))
+    console.print(counts)
+    columns = f"text column {report.text_column!r}, label column {report.label_column!r}; "
+    imbalance = "n/a" if report.imbalance is None else f"{report.imbalance:.2f}"
+    console.print(
+        f"{report.num_rows} rows; {columns if report.text_column else ''}"
+        f"imbalance (largest/smallest label): {imbalance}"
+    )
+    if report.problems:
+        problems = Table("problem", "where", "detail", box=None, header_style="bold")
+        for p in report.problems:
+            problems.add_row(p.kind, p.where, p.detail)
+        console.print(problems)
+    else:
+        console.print("[green]no problems found[/green]")
+    if output:
+        output.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
