@@ -6,6 +6,7 @@ Vaswani et al., 2017 (https://arxiv.org/abs/1706.03762); the pre-norm layout fol
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -47,14 +48,30 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Mix the tokens of ``x`` (B, N, D); ``mask`` (B, N) is 1 for real tokens, 0 for padding."""
         B, N, D = x.shape  # batch, tokens, width
         qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads)  # (B, N, 3, heads, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, Dh)
-        attn = (q @ k.transpose(-2, -1)) * self.scale  # (B, heads, N, N)
-        attn = self.attn_drop(attn.softmax(dim=-1))
+        attn = self.attn_drop(self._probabilities(q, k, mask))  # (B, heads, N, N)
         x = (attn @ v).transpose(1, 2).reshape(B, N, D)  # (B, N, heads * Dh)
         return self.proj_drop(self.proj(x))
+
+    def attention(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The attention probabilities (B, heads, N, N) for ``x``; padded keys get exactly 0."""
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.heads, D // self.heads)  # (B, N, 3, heads, Dh)
+        q, k, _ = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, Dh)
+        return self._probabilities(q, k, mask)
+
+    def _probabilities(self, q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+        attn = (q @ k.transpose(-2, -1)) * self.scale  # (B, heads, N, N)
+        if mask is not None:
+            # The most negative float, not -inf: exp() still gives exactly 0 for padded keys,
+            # and a row whose keys are all padding stays finite (uniform) instead of NaN.
+            keep = mask[:, None, None, :].bool()  # (B, 1, 1, N): broadcast over heads, queries
+            attn = attn.masked_fill(~keep, torch.finfo(attn.dtype).min)
+        return attn.softmax(dim=-1)
 
 
 class FeedForward(nn.Sequential):
@@ -97,6 +114,36 @@ class TransformerBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = FeedForward(dim, int(dim * mlp_ratio), dropout=dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x))  # (B, N, D)
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """One block over ``x`` (B, N, D); ``mask`` (B, N) marks real tokens (1) and padding (0)."""
+        x = x + self.attn(self.norm1(x), mask)  # (B, N, D)
         return x + self.mlp(self.norm2(x))
+
+    def attention(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """This block's attention probabilities (B, heads, N, N) for its input ``x``."""
+        return self.attn.attention(self.norm1(x), mask)
+
+
+class PostNormTransformerBlock(TransformerBlock):
+    """Post-norm encoder block of the original Transformer: ``norm(x + attn(x))`` then
+    ``norm(x + mlp(x))``.
+
+    Vaswani et al. normalise after each residual sum; pre-norm (:class:`TransformerBlock`)
+    trains more stably without warm-up (Xiong et al., 2020, https://arxiv.org/abs/2002.04745).
+    Taught in lessons/16_attention_transformer.py.
+
+    Args:
+        dim: Width of each token.
+        heads: Number of attention heads.
+        mlp_ratio: Hidden width of the MLP as a multiple of ``dim``.
+        dropout: Dropout inside the MLP and after the attention projection.
+    """
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """One block over ``x`` (B, N, D); ``mask`` (B, N) marks real tokens (1) and padding (0)."""
+        x = self.norm1(x + self.attn(x, mask))  # (B, N, D)
+        return self.norm2(x + self.mlp(x))
+
+    def attention(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """This block's attention probabilities (B, heads, N, N) for its input ``x``."""
+        return self.attn.attention(x, mask)

@@ -5,6 +5,13 @@ All figures are pyplot-free :class:`matplotlib.figure.Figure` objects; save them
 :func:`save_figure`.
 """
 
+from torchdojo.viz.attention import (
+    AttentionExample,
+    attention_figure,
+    attention_html,
+    attention_page,
+    attention_section,
+)
 from torchdojo.viz.boundary import decision_boundary_figure
 from torchdojo.viz.cam import GradCAM, cam_overlay_figure
 from torchdojo.viz.classification import (
@@ -20,8 +27,13 @@ from torchdojo.viz.lesson import Lesson, start_lesson
 from torchdojo.viz.report import write_report
 
 __all__ = [
+    "AttentionExample",
     "GradCAM",
     "Lesson",
+    "attention_figure",
+    "attention_html",
+    "attention_page",
+    "attention_section",
     "cam_overlay_figure",
     "confusion_counts",
     "confusion_matrix_figure",

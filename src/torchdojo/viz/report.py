@@ -12,7 +12,7 @@ import html
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ def write_report(
     expected: dict[str, dict[str, Any]],
     images: list[Path],
     env: dict[str, Any],
+    sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``run_dir/report.html`` and return its path.
 
@@ -74,6 +75,9 @@ def write_report(
             ``"ceiling"`` key instead of ``"floor"`` marks a lower-is-better metric.
         images: Plot files to inline (PNG, JPEG or SVG); missing files are listed, not fatal.
         env: Versions, git sha, seed, device, threads; nested dicts are flattened.
+        sections: Extra ``(heading, html)`` sections shown after the plots, e.g. the
+            attention colouring of :func:`torchdojo.viz.attention.attention_section`. The
+            heading is escaped; the HTML is inserted as is, so build it with escaping helpers.
     """
     smoke = bool(config.get("smoke", False))
     badge = ' <span class="badge">smoke run</span>' if smoke else ""
@@ -84,6 +88,7 @@ def write_report(
         _metrics_table(metrics, expected, smoke=smoke),
         "<h2>Plots</h2>",
         _plots(images),
+        *(f"<h2>{_esc(heading)}</h2>\n{block}" for heading, block in sections),
         "<h2>Config</h2>",
         _key_value_table(_flatten(config)),
         "<h2>Environment</h2>",
