@@ -12,6 +12,7 @@ import inspect
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
         ("mnist1d-logistic", "mnist1d-mlp", "mnist1d-convbase", "mnist1d-gru", "mnist1d-resnet"),
         (BATCH, 1, 40),
     ),
+    "audio-cnn": (BATCH, 1, 40, 101),  # a 1 s log-mel spectrogram: 40 mel bands x 101 frames
 }
 
 
@@ -44,14 +46,36 @@ def input_shape(name: str) -> tuple[int, ...]:
     return (BATCH, channels, side, side)
 
 
+def text_inputs(vocab_size: int = 1000, length: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (B, T) and a padding mask for text models; the second row ends in padding."""
+    ids = torch.randint(1, vocab_size, (BATCH, length))
+    mask = torch.ones(BATCH, length, dtype=torch.int64)
+    mask[1, length // 2 :] = 0
+    return ids * mask, mask  # padding positions hold pad_id 0
+
+
+# Models whose inputs are not one float tensor of input_shape(name).
+INPUT_BUILDERS: dict[str, Callable[[], tuple[torch.Tensor, ...]]] = dict.fromkeys(
+    ("text-bow", "text-rnn", "text-lstm", "text-gru", "text-transformer"), text_inputs
+)
+INPUT_BUILDERS["minilm"] = text_inputs  # ids 1..999 are in its 30,522-piece vocabulary
+
+
+def make_inputs(name: str, shape: tuple[int, ...] | None = None) -> tuple[torch.Tensor, ...]:
+    """The positional inputs of a model: from INPUT_BUILDERS, else one randn of ``shape``."""
+    if name in INPUT_BUILDERS:
+        return INPUT_BUILDERS[name]()
+    return (torch.randn(shape or input_shape(name)),)
+
+
 def golden_summary(name: str) -> dict[str, Any]:
     """Parameter count, output shape and output mean/std for seeded weights and input."""
     torch.manual_seed(0)
     model = create_model(name).eval()
     torch.manual_seed(1)
-    x = torch.randn(input_shape(name))
+    x = make_inputs(name)
     with torch.no_grad():
-        y = model(x)
+        y = model(*x)
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "output_shape": list(y.shape),
@@ -78,8 +102,7 @@ def test_the_zoo_is_populated() -> None:
 def test_forward_backward_contract(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).train()
-    x = torch.randn(input_shape(name))
-    logits = model(x)
+    logits = model(*make_inputs(name))
     num_classes = inspect.signature(get_model_builder(name)).parameters["num_classes"].default
     assert logits.shape[:2] == (BATCH, num_classes)  # (B, C) or dense (B, C, H, W)
     assert torch.isfinite(logits).all()
@@ -111,7 +134,7 @@ def test_num_classes_and_in_channels_are_honoured(name: str) -> None:
         kwargs["in_features"] = math.prod(shape[1:])
     model = create_model(name, **kwargs).eval()
     with torch.no_grad():
-        assert model(torch.randn(shape)).shape[:2] == (BATCH, 7)
+        assert model(*make_inputs(name, tuple(shape))).shape[:2] == (BATCH, 7)
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -16,6 +16,7 @@ from torchdojo.engine import (
     History,
     MetricsLogger,
     ProgressBar,
+    StepFn,
     Trainer,
     TrainerConfig,
 )
@@ -48,6 +49,7 @@ class RunContext:
         self.reference_data = True
         self.fallback_reason = ""
         self.figures: list[Path] = []
+        self.sections: list[tuple[str, str]] = []  # (heading, HTML) blocks for report.html
         self.env: dict[str, Any] = {}
         self.last_trainer: Trainer | None = None
 
@@ -136,13 +138,15 @@ class RunContext:
         *,
         metrics: Mapping[str, Metric] | None = None,
         callbacks: Iterable[Callback] = (),
+        step: StepFn | None = None,
         eval_step: EvalFn | None = None,
         checkpoint_dir: Path | None = None,
         log_dir: Path | None = None,
         **config: Any,
     ) -> History:
         """Train ``setup`` for ``setup.epochs`` with a :meth:`trainer`; resumes when asked.
-        ``eval_step`` replaces the default validation step (see :class:`Trainer`);
+        ``step`` and ``eval_step`` replace the default training and validation steps (dict
+        batches of text models; see :class:`Trainer`);
         ``checkpoint_dir`` and ``log_dir`` as in :meth:`trainer`."""
         trainer = self.trainer(
             metrics=metrics,
@@ -158,6 +162,7 @@ class RunContext:
             setup.loss_fn,
             setup.optimizer,
             setup.scheduler,
+            step=step,
             eval_step=eval_step,
             resume=checkpoint_dir if self.resume and checkpoint_dir else self.resume,
         )
@@ -173,6 +178,12 @@ class RunContext:
             from torchdojo.viz import save_figure
 
             self.figures.append(save_figure(fig, self.run_dir / "plots" / f"{name}.png"))
+
+    def add_section(self, heading: str, block: str) -> None:
+        """Show an HTML block (built with escaping helpers, e.g. the attention colouring of
+        :func:`torchdojo.viz.attention.attention_section`) in the report, after the plots."""
+        if dist.is_main_process():
+            self.sections.append((heading, block))
 
 
 def require_setup(recipe: Recipe, tool: str) -> None:

@@ -275,7 +275,9 @@ def validate_config(config: Any) -> Any:
         if rng is not None:
             rng.check(f.name, getattr(config, f.name))
     dataset = getattr(config, "dataset", None)
-    if isinstance(dataset, str):
+    # A recipe that reads its own data (text names or paths) sets ``DATASET_REGISTRY = False``
+    # as a ClassVar on its Config and checks ``dataset`` itself.
+    if isinstance(dataset, str) and getattr(config, "DATASET_REGISTRY", True):
         from torchdojo.data import list_datasets
         from torchdojo.utils.registry import unknown_name_message
 

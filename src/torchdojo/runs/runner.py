@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import yaml
 
+from torchdojo.data.errors import DataError
 from torchdojo.engine import distributed as dist
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import (
@@ -118,7 +119,7 @@ def mark_failed(run_dir: Path, recipe: str, error: BaseException) -> None:
     atomic_write_json(run_dir / STATUS_FILE, summary)
 
 
-USER_ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, NotADirectoryError)
 
 
 def _leave_honest_folder(
@@ -286,6 +287,7 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
         expected=expected,
         images=[*plots, *ctx.figures],
         env=env,
+        sections=ctx.sections,
     )
 
 
