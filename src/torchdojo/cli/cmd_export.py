@@ -34,6 +34,13 @@ def export(
         f"{p.max_abs_diff_probs:.2e} (tol {p.atol_probs:.0e}), max |dlogit| "
         f"{p.max_abs_diff_logits:.2e}, top-1 agreement {p.top1_agreement:.1%}"
     )
+    lengths = getattr(p, "seq_lengths", ())  # text exports: sentences of varied length
+    if lengths:
+        console.print(
+            f"  sequence lengths {min(lengths)}..{max(lengths)} ({len(lengths)} distinct)"
+        )
+    for note in getattr(result.card, "notes", ()):  # how the graph differs from the module
+        console.print(f"note: {note}")
     if format == "onnx":
         console.print(f"serve it: torchdojo serve {result.out_dir}")
 
@@ -46,7 +53,8 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload.")] = 10.0,
     max_concurrency: Annotated[int, typer.Option(help="Inferences running at once.")] = 2,
 ) -> None:
-    """Serve an exported model: web page at /, POST /predict, GET /health, docs at /docs."""
+    """Serve an exported model: web page at /, POST /predict (an image upload, or JSON
+    {"text": ...} for a text model), GET /health, docs at /docs."""
     from torchdojo.serve import run_server
     from torchdojo.services.finished import require_finished
 

@@ -1,7 +1,9 @@
 """The model card: a JSON sidecar that says how to feed an exported model and what it predicts.
 
 An export folder holds ``model.onnx`` (or ``model.pt2``), ``card.json`` and ``parity.json``.
-This module needs no torch, so the server can read a card with ONNX Runtime and numpy only.
+A text classifier's folder also holds its tokenizer (``tokenizer.json`` + ``textcodec.json``):
+tokenization runs in Python, and its ``TextModelCard`` (``"task": "text-classification"``) says
+so. This module needs no torch, so the server can read a card with ONNX Runtime and numpy only.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def default_resize_size(input_size: tuple[int, int, int]) -> int:
 
 def card_from_dict(data: dict[str, Any]) -> ModelCard:
     """Build a card from parsed JSON, checking the fields a predictor relies on."""
+    if data.get("task") == TEXT_TASK:
+        raise ValueError(
+            "card.json describes a text-classification export; load it with load_text_card "
+            "or TextOnnxPredictor"
+        )
     missing = {"input_size", "mean", "std", "class_names", "model_file"} - data.keys()
     if missing:
         raise ValueError(
@@ -118,3 +125,125 @@ def load_card(export_dir: str | Path) -> ModelCard:
     if not path.is_file():
         raise ValueError(f"no {CARD_FILE} in {export_dir}; export a model there with export_model")
     return card_from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Text classifiers: token ids in, logits (and per-token attention) out; tokenization in Python
+
+TEXT_TASK = "text-classification"
+TEXT_INPUTS = ("input_ids", "attention_mask")
+TEXT_PREPROCESSING = (
+    "Python, not the graph: TextCodec.load(export_dir).encode(texts) from torchdojo.utils.textcodec "
+    "reads tokenizer.json + textcodec.json and returns int64 input_ids and attention_mask of shape "
+    "(B, T), padded to the longest text of the batch and truncated to max_length"
+)
+TEXT_POSTPROCESSING = (
+    "Python, not the graph: the graph returns raw logits (B, C); softmax and ranking run in "
+    "torchdojo.export.text_predictor (numpy). 'attention' (B, T), when present, is the "
+    "classifier's weight on each token (rows sum to 1 over real tokens, 0 on padding)"
+)
+
+
+@dataclass(frozen=True)
+class TextModelCard:
+    """``card.json`` of an exported text classifier: how to tokenize, what the graph returns.
+
+    Args:
+        class_names: Label of each output index.
+        model_file: File name of the model inside the export folder.
+        format: ``"onnx"``.
+        exporter: Which exporter wrote the file (``"dynamo"`` or ``"torchscript"``).
+        max_length: Longest encoding the tokenizer keeps (special tokens included).
+        pretokenize: ``None``, or ``"janome"`` when Japanese text is split into morphemes first.
+        tokenizer_files: The tokenizer files copied into the export folder.
+        opset: ONNX opset of the graph.
+        input_names: Graph inputs, both int64 ``(B, T)`` with dynamic batch and sequence axes.
+        output_names: ``logits`` ``(B, C)``, and ``attention`` ``(B, T)`` when the model has it.
+        preprocessing: Where and how texts become ids (in Python, with the saved tokenizer).
+        postprocessing: Where and how logits become labels.
+        notes: How the graph differs from the trained module, if it does (e.g. a packed LSTM
+            exported as its unpacked equivalent).
+        metrics: Measured metrics of the model.
+        versions: Versions of torch, onnx, onnxruntime and tokenizers at export time.
+        created: ISO-8601 UTC time of the export.
+        task: Always ``"text-classification"``; tells a reader which card this is.
+    """
+
+    class_names: tuple[str, ...]
+    model_file: str
+    format: str
+    exporter: str
+    max_length: int
+    pretokenize: str | None = None
+    tokenizer_files: tuple[str, ...] = ("tokenizer.json", "textcodec.json")
+    opset: int | None = None
+    input_names: tuple[str, ...] = TEXT_INPUTS
+    output_names: tuple[str, ...] = ("logits",)
+    preprocessing: str = TEXT_PREPROCESSING
+    postprocessing: str = TEXT_POSTPROCESSING
+    notes: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    task: str = TEXT_TASK
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return len(self.class_names)
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the graph also returns per-token ``attention``."""
+        return "attention" in self.output_names
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as plain JSON-ready values."""
+        return asdict(self)
+
+
+def card_task(export_dir: str | Path) -> str:
+    """The task of the export in ``export_dir``: ``"classification"`` (images) or a text task."""
+    path = Path(export_dir) / CARD_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"no {CARD_FILE} in {export_dir}; export a run there: torchdojo export RUN"
+        )
+    return str(json.loads(path.read_text(encoding="utf-8")).get("task", "classification"))
+
+
+def load_text_card(export_dir: str | Path) -> TextModelCard:
+    """Read the ``card.json`` of a text export written by ``export_text_model``.
+
+    Args:
+        export_dir: Folder holding ``card.json``, the model file and the tokenizer files.
+    """
+    path = Path(export_dir) / CARD_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"no {CARD_FILE} in {export_dir}; export a run there: torchdojo export RUN"
+        )
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("task") != TEXT_TASK:
+        raise ValueError(f"{path} is not a {TEXT_TASK} card; load it with load_card")
+    missing = {"class_names", "model_file", "max_length"} - data.keys()
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)}; re-export the run: torchdojo export RUN")
+    return TextModelCard(
+        class_names=tuple(str(v) for v in data["class_names"]),
+        model_file=str(data["model_file"]),
+        format=str(data.get("format", "onnx")),
+        exporter=str(data.get("exporter", "unknown")),
+        max_length=int(data["max_length"]),
+        pretokenize=data.get("pretokenize"),
+        tokenizer_files=tuple(str(v) for v in data.get("tokenizer_files", ())),
+        opset=data.get("opset"),
+        input_names=tuple(str(v) for v in data.get("input_names", TEXT_INPUTS)),
+        output_names=tuple(str(v) for v in data.get("output_names", ("logits",))),
+        preprocessing=str(data.get("preprocessing", TEXT_PREPROCESSING)),
+        postprocessing=str(data.get("postprocessing", TEXT_POSTPROCESSING)),
+        notes=tuple(str(v) for v in data.get("notes", ())),
+        metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
+        versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+        created=str(data.get("created", "")),
+    )

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from torchdojo.export.card import TEXT_TASK, card_task
 from torchdojo.export.predictor import OnnxPredictor, rank
 from torchdojo.export.preprocess import decode_image, preprocess_image
 from torchdojo.serve.docs import add_offline_docs
@@ -109,10 +110,22 @@ class UploadLimits:
     without one, so an oversized upload is never parsed.
     """
 
-    def __init__(self, app: ASGIApp, *, path: str, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        path: str,
+        max_body_bytes: int,
+        content_type: str = "multipart/form-data",
+        wrong_type: str = "send the image as multipart/form-data with a field named 'file'",
+        overhead: int = MULTIPART_OVERHEAD,
+    ) -> None:
         self.app = app
         self.path = path
         self.max_body_bytes = max_body_bytes
+        self.content_type = content_type
+        self.wrong_type = wrong_type
+        self.overhead = overhead
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
@@ -136,8 +149,8 @@ class UploadLimits:
         await self.app(scope, counting_receive, send)
 
     def _check_headers(self, headers: Headers) -> tuple[int, str] | None:
-        if not headers.get("content-type", "").startswith("multipart/form-data"):
-            return 415, "send the image as multipart/form-data with a field named 'file'"
+        if not headers.get("content-type", "").startswith(self.content_type):
+            return 415, self.wrong_type
         length = headers.get("content-length")
         if length is not None and not length.isdigit():
             return 400, "invalid Content-Length header"
@@ -146,7 +159,7 @@ class UploadLimits:
         return None
 
     def _too_large(self) -> str:
-        return f"upload too large; the limit is {self.max_body_bytes - MULTIPART_OVERHEAD} bytes"
+        return f"upload too large; the limit is {self.max_body_bytes - self.overhead} bytes"
 
 
 async def _send_json(send: Send, status: int, detail: str) -> None:
@@ -170,6 +183,9 @@ def create_app(
 ) -> FastAPI:
     """Build the FastAPI app serving the ONNX model of ``export_dir``.
 
+    A text export (``card.json`` task ``"text-classification"``) gets the text app instead
+    (:func:`torchdojo.serve.text_app.create_text_app`): JSON in, label and attention out.
+
     Args:
         export_dir: Folder written by ``export_model(..., format="onnx")``.
         max_upload_bytes: Largest accepted image file; bigger uploads get 413.
@@ -179,6 +195,12 @@ def create_app(
     """
     if max_concurrency < 1 or max_queue < 0 or max_upload_bytes < 1:
         raise ValueError("max_concurrency and max_upload_bytes must be >= 1, max_queue >= 0")
+    if card_task(export_dir) == TEXT_TASK:  # sentences in: a JSON API and a text page
+        from torchdojo.serve.text_app import create_text_app
+
+        return create_text_app(
+            export_dir, max_concurrency=max_concurrency, max_queue=max_queue, threads=threads
+        )
     predictor = OnnxPredictor(export_dir, threads=threads, allow_spinning=False)
     gate = _Gate(max_concurrency=max_concurrency, max_queue=max_queue)
     card = predictor.card
