@@ -8,6 +8,9 @@
 - :mod:`~torchdojo.services.tools`: what those three tools share: a recipe's ``setup`` built
   from a recipe name or a run folder, and the tool's own folder in the run tree.
 - :mod:`~torchdojo.services.finished`: whether a run folder holds a finished run.
+- :mod:`~torchdojo.services.docs_site`: the documentation site (`torchdojo docs`), with
+  :mod:`~torchdojo.services.docs_recipes` (recipe pages) and
+  :mod:`~torchdojo.services.docs_lessons` (executed lessons, their cache, their pages).
 
 Services import :mod:`torchdojo.recipes` (``get_recipe``), :mod:`torchdojo.runs` and the
 layers below; the CLI imports them, never the other way round.
