@@ -124,9 +124,10 @@ def export_model(
         inputs[:2] if len(inputs) >= 2 else inputs.repeat(2, 1, 1, 1)
     )  # batch 2 stays symbolic
     if format == "onnx":
-        model_path, used, graph_opset = _write_onnx(
-            model, example, out / ONNX_FILE, exporter, opset
-        )
+        model_path = out / ONNX_FILE
+        used, graph = write_onnx(model, (example,), model_path, exporter, opset)
+        _check_dynamic_batch(graph, model=model, example=example)
+        graph_opset = _graph_opset(graph)
     else:
         model_path, used, graph_opset = (
             _write_pt2(model, example, out / PT2_FILE),
@@ -194,17 +195,46 @@ def _parity_inputs(inputs: Tensor | None, input_size: tuple[int, int, int]) -> T
 # Writing the model file
 
 
-def _write_onnx(
-    model: nn.Module, example: Tensor, path: Path, exporter: Exporter, opset: int
-) -> tuple[Path, str, int]:
+@dataclass(frozen=True)
+class GraphSignature:
+    """The names of an exported graph's inputs and outputs and their dynamic axes.
+
+    ``axes`` maps a tensor name to ``{axis: dim name}``; ``max_sizes`` bounds a dim name for the
+    dynamo exporter (``MAX_BATCH`` when absent). The default is an image classifier's:
+    ``input (B, C, H, W) -> logits (B, C)`` with a dynamic batch.
+    """
+
+    inputs: tuple[str, ...] = ("input",)
+    outputs: tuple[str, ...] = ("logits",)
+    axes: tuple[tuple[str, tuple[tuple[int, str], ...]], ...] = (
+        ("input", ((0, "batch"),)),
+        ("logits", ((0, "batch"),)),
+    )
+    max_sizes: tuple[tuple[str, int], ...] = ()
+
+    def axes_of(self, name: str) -> dict[int, str]:
+        """``{axis: dim name}`` of tensor ``name`` (empty when it has no dynamic axis)."""
+        return dict(dict(self.axes).get(name, ()))
+
+
+def write_onnx(
+    model: nn.Module,
+    example: tuple[Tensor, ...],
+    path: Path,
+    exporter: Exporter,
+    opset: int,
+    signature: GraphSignature = GraphSignature(),  # noqa: B008 (frozen, immutable)
+) -> tuple[str, onnx.ModelProto]:
+    """Export ``model`` on ``example`` to ``path``: dynamo first (``"auto"``), TorchScript as the
+    fallback; the exporter used and the graph. A known blocker raises a ValueError saying the fix."""
     if exporter not in ("auto", "dynamo", "torchscript"):
         raise ValueError(f'exporter must be "auto", "dynamo" or "torchscript", got {exporter!r}')
     used = "torchscript" if exporter == "torchscript" else "dynamo"
     try:
         if used == "dynamo":
-            _export_dynamo(model, example, path, opset)
+            _export_dynamo(model, example, path, opset, signature)
         else:
-            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET))
+            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET), signature)
     except Exception as error:  # the exporters raise many types
         if exporter != "auto" or _is_data_dependent(error):
             raise ValueError(explain_export_error(error, model=model, exporter=used)) from error
@@ -213,41 +243,64 @@ def _write_onnx(
         )
         used = "torchscript"
         try:
-            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET))
+            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET), signature)
         except Exception as second:
             raise ValueError(explain_export_error(second, model=model, exporter=used)) from error
-    graph = onnx.load(str(path), load_external_data=False)
-    _check_dynamic_batch(graph, model=model, example=example)
-    return path, used, _graph_opset(graph)
+    return used, onnx.load(str(path), load_external_data=False)
 
 
-def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int) -> None:
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        dynamo=True,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_shapes=({0: batch},),
-        opset_version=opset,
-        external_data=False,
-        verbose=False,
+def _export_dynamo(
+    model: nn.Module,
+    example: tuple[Tensor, ...],
+    path: Path,
+    opset: int,
+    signature: GraphSignature,
+) -> None:
+    bounds = dict(signature.max_sizes)
+    names = {n for name in signature.inputs for n in signature.axes_of(name).values()}
+    dims = {n: torch.export.Dim(n, min=1, max=bounds.get(n, MAX_BATCH)) for n in sorted(names)}
+    shapes = tuple(
+        {axis: dims[n] for axis, n in signature.axes_of(name).items()} for name in signature.inputs
     )
-
-
-def _export_torchscript(model: nn.Module, example: Tensor, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=DeprecationWarning)  # the exporter is deprecated
+        # inputs that share dims (ids and mask) are noted once per input
+        warnings.filterwarnings("ignore", message=".*shares the same shape constraints")
+        # nn.LSTM/GRU inside torch.export warn about torch internals, not about the model
+        warnings.filterwarnings("ignore", message=".*_flat_weights.*assigned during export")
+        warnings.filterwarnings("ignore", message="_check_is_size will be removed")
         torch.onnx.export(
             model,
-            (example,),
+            example,
+            str(path),
+            dynamo=True,
+            input_names=list(signature.inputs),
+            output_names=list(signature.outputs),
+            dynamic_shapes=shapes,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
+
+
+def _export_torchscript(
+    model: nn.Module,
+    example: tuple[Tensor, ...],
+    path: Path,
+    opset: int,
+    signature: GraphSignature,
+) -> None:
+    names = (*signature.inputs, *signature.outputs)
+    axes = {name: signature.axes_of(name) for name in names if signature.axes_of(name)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter is deprecated; tracer warnings
+        torch.onnx.export(
+            model,
+            example,
             str(path),
             dynamo=False,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            input_names=list(signature.inputs),
+            output_names=list(signature.outputs),
+            dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -29,14 +28,11 @@ from torch import Tensor, nn
 from torchdojo.export.card import CARD_FILE, ONNX_FILE, PARITY_FILE, TEXT_INPUTS, TextModelCard
 from torchdojo.export.exporter import (
     DEFAULT_OPSET,
-    MAX_BATCH,
-    TORCHSCRIPT_OPSET,
     Exporter,
-    _first_line,
+    GraphSignature,
     _graph_opset,
-    _is_data_dependent,
     _versions,
-    explain_export_error,
+    write_onnx,
 )
 from torchdojo.export.predictor import softmax
 from torchdojo.export.recurrent import UnpackedRecurrent, is_packed_recurrent, loops_in_python
@@ -148,15 +144,12 @@ def export_text_model(
     outputs = ("logits", "attention") if isinstance(reference, WithAttention) else ("logits",)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model_path, used, graph_opset = _write_onnx(
-        graph_model,
-        _example(codec, texts),
-        out / ONNX_FILE,
-        exporter,
-        opset,
-        outputs,
-        codec.max_length,
+    model_path = out / ONNX_FILE
+    used, graph = write_onnx(
+        graph_model, _example(codec, texts), model_path, exporter, opset, _signature(outputs, codec)
     )
+    _check_dynamic_axes(graph, model=graph_model)
+    graph_opset = _graph_opset(graph)
     codec.save(out)
     card = TextModelCard(
         class_names=tuple(str(c) for c in class_names),
@@ -229,94 +222,16 @@ def _version(package: str) -> str:
 # Writing the graph
 
 
-def _write_onnx(
-    model: nn.Module,
-    example: tuple[Tensor, Tensor],
-    path: Path,
-    exporter: Exporter,
-    opset: int,
-    outputs: tuple[str, ...],
-    max_length: int,
-) -> tuple[Path, str, int]:
-    if exporter not in ("auto", "dynamo", "torchscript"):
-        raise ValueError(f'exporter must be "auto", "dynamo" or "torchscript", got {exporter!r}')
-    used = "torchscript" if exporter == "torchscript" else "dynamo"
-    try:
-        if used == "dynamo":
-            _export_dynamo(model, example, path, opset, outputs, max_length)
-        else:
-            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET), outputs)
-    except Exception as error:  # the exporters raise many types
-        if exporter != "auto" or _is_data_dependent(error):
-            raise ValueError(explain_export_error(error, model=model, exporter=used)) from error
-        logger.warning(
-            "dynamo exporter failed (%s); falling back to TorchScript", _first_line(error)
-        )
-        used = "torchscript"
-        try:
-            _export_torchscript(model, example, path, min(opset, TORCHSCRIPT_OPSET), outputs)
-        except Exception as second:
-            raise ValueError(explain_export_error(second, model=model, exporter=used)) from error
-    graph = onnx.load(str(path), load_external_data=False)
-    _check_dynamic_axes(graph, model=model)
-    return path, used, _graph_opset(graph)
-
-
-def _export_dynamo(
-    model: nn.Module,
-    example: tuple[Tensor, Tensor],
-    path: Path,
-    opset: int,
-    outputs: tuple[str, ...],
-    max_length: int,
-) -> None:
-    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    seq = torch.export.Dim("seq", min=1, max=max(max_length, 3))
-    with warnings.catch_warnings():
-        # Both inputs share the batch and seq dims; the exporter notes it once per input.
-        warnings.filterwarnings("ignore", message=".*shares the same shape constraints")
-        # nn.LSTM/GRU inside torch.export: its cached _flat_weights and torch's own size checks
-        # warn about torch internals, not about the model.
-        warnings.filterwarnings("ignore", message=".*_flat_weights.*assigned during export")
-        warnings.filterwarnings("ignore", message="_check_is_size will be removed")
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            dynamo=True,
-            input_names=list(TEXT_INPUTS),
-            output_names=list(outputs),
-            dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}),
-            opset_version=opset,
-            external_data=False,
-            verbose=False,
-        )
-
-
-def _export_torchscript(
-    model: nn.Module,
-    example: tuple[Tensor, Tensor],
-    path: Path,
-    opset: int,
-    outputs: tuple[str, ...],
-) -> None:
-    axes = {name: {0: "batch", 1: "seq"} for name in TEXT_INPUTS}
-    axes["logits"] = {0: "batch"}
-    if "attention" in outputs:
-        axes["attention"] = {0: "batch", 1: "seq"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecated exporter; tracer warnings on shape math
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            dynamo=False,
-            input_names=list(TEXT_INPUTS),
-            output_names=list(outputs),
-            dynamic_axes=axes,
-            opset_version=opset,
-            do_constant_folding=True,
-        )
+def _signature(outputs: tuple[str, ...], codec: TextCodec) -> GraphSignature:
+    """ids and mask ``(batch, seq)`` in; ``logits (batch, C)`` and ``attention (batch, seq)`` out."""
+    both = ((0, "batch"), (1, "seq"))
+    axes = dict.fromkeys(TEXT_INPUTS, both) | {"logits": ((0, "batch"),), "attention": both}
+    return GraphSignature(
+        inputs=tuple(TEXT_INPUTS),
+        outputs=outputs,
+        axes=tuple((name, axes[name]) for name in (*TEXT_INPUTS, *outputs)),
+        max_sizes=(("seq", max(codec.max_length, 3)),),
+    )
 
 
 def _check_dynamic_axes(graph: onnx.ModelProto, *, model: nn.Module) -> None:
