@@ -120,7 +120,7 @@ def test_clear_errors_for_a_bad_run_folder_or_a_lone_corrupt_image(
     code, text = output(str(tmp_path), str(photos))
     assert code == 2 and "holds no trained model" in text
     code, text = output(str(shapes_run), str(photos / "broken.jpg"))
-    assert code == 1 and "no readable image" in text and "skipped" in text
+    assert code == 1 and "no readable input" in text and "skipped" in text
     code, text = output(str(shapes_run), str(tmp_path / "missing"))
     assert code == 2 and "neither an image file nor a folder" in text
     bad_out = ["predict", str(shapes_run), str(photos), "--output", str(tmp_path / "p.txt")]
