@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from torchdojo.cli.app import _register_commands, app
+from torchdojo.recipes import get_recipe
 from torchdojo.services import docs_lessons
 from torchdojo.services.docs_lessons import (
     LessonRun,
@@ -27,7 +28,7 @@ from torchdojo.services.docs_lessons import (
     read_cached,
     write_cached,
 )
-from torchdojo.services.docs_recipes import field_notes
+from torchdojo.services.docs_recipes import field_notes, recipe_markdown, recipe_table
 from torchdojo.services.docs_site import (
     DocsBuildError,
     crosswalk_anchors,
@@ -73,6 +74,20 @@ def test_field_notes_read_the_comment_beside_each_field() -> None:
         "dataset": "mnist | fashion-mnist",
         "width": "channels of the first stage",
     }
+
+
+def test_the_recipe_table_shows_the_cpu_minutes_of_the_measuring_run() -> None:
+    measured = get_recipe("softmax-iris")
+    assert measured.cpu_minutes is not None
+    unmeasured = dataclasses.replace(measured, name="unmeasured", cpu_minutes=None)
+    table = recipe_table([measured, unmeasured], {})
+    header = next(line for line in table.splitlines() if line.startswith("| recipe"))
+    assert "CPU min" in header
+    column = header.strip("|").split("|").index(" CPU min ")
+    rows = [line.strip("|").split("|") for line in table.splitlines() if "`test_acc`" in line]
+    assert [row[column].strip() for row in rows] == [f"{measured.cpu_minutes:.2g}", "—"]
+    page = recipe_markdown(measured, lessons={}, used_by=[], seeds=lambda text: text)
+    assert f"{measured.cpu_minutes:.2g} CPU-minutes" in page
 
 
 def test_link_names_links_known_lessons_and_recipes_outside_code() -> None:

@@ -186,6 +186,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="cifar10-tiny", epochs=2, batch_size=64, widths=(16, 32, 32), threads=1),
+    cpu_minutes=60,  # the --time-budget 1800 of its command, on 2 threads
     expected={
         "test_acc": Expected(
             # measured on a quiet 2-core CPU, seed 0 (the budget ended training in epoch 11):

@@ -144,6 +144,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="digits", depth=6, width=32, epochs=1, probe_samples=128),
+    cpu_minutes=5.5,  # 332 s, `torchdojo run deep-mlp-init` with MNIST
     expected={
         "test_acc": Expected(
             0.95,

@@ -98,6 +98,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(samples=200, epochs=50),
+    cpu_minutes=0.039,  # 2.4 s, `torchdojo run linear-regression`
     expected={
         "r2": Expected(
             0.95, data="synthetic, noise 0.5", measured_by="torchdojo run linear-regression"

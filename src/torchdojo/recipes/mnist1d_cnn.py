@@ -72,6 +72,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="mnist1d-tiny", epochs=2, width=8),
+    cpu_minutes=1.1,  # 65 s, `torchdojo run mnist1d-cnn` (seed 0)
     expected={
         "test_acc": Expected(
             0.98,

@@ -116,6 +116,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="mnist1d-tiny", epochs=2),
+    cpu_minutes=3.2,  # 190 s, `torchdojo run mnist1d-paper`, all four models
     expected={
         "test_acc_logistic": _floor(0.30),
         "test_acc_mlp": _floor(0.62),

@@ -76,6 +76,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64),
+    cpu_minutes=2.8,  # 171 s, `torchdojo run mnist-mlp`
     expected={
         "test_acc": Expected(
             0.98, data="MNIST (official 60k/10k split)", measured_by="torchdojo run mnist-mlp"

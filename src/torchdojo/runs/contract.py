@@ -79,7 +79,9 @@ class Recipe:
     config that runs offline in seconds, measured floors, and ``setup`` for the tools.
 
     ``name`` and ``description`` are filled in from the module's file name and docstring by
-    :func:`torchdojo.recipes.get_recipe`: one source for each.
+    :func:`torchdojo.recipes.get_recipe`: one source for each. ``cpu_minutes`` is what the full
+    run that measured ``expected`` cost: user + system CPU time over all threads (a run folder's
+    ``env.json`` records it as ``cpu_time_s``), or None where it was not recorded.
     """
 
     config: type[Any]
@@ -88,6 +90,7 @@ class Recipe:
     expected: dict[str, Expected] = field(default_factory=dict)
     setup: Callable[[Any, Any], Setup] | None = None
     lesson: str = ""
+    cpu_minutes: float | None = None
     name: str = ""
     description: str = ""
 

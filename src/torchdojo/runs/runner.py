@@ -70,21 +70,31 @@ def _run(recipe: Recipe, options: RunOptions) -> RunResult:
     ctx.echo(f"[bold]{recipe.name}[/bold] -> {run_dir}")
     # Seed before the recipe builds its model: torch seeds itself randomly in each process.
     seed_everything(options.seed if options.seed is not None else getattr(config, "seed", 0))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     try:
         metrics = recipe.run(config, ctx)
     except BaseException as error:
         if dist.is_main_process():
             _leave_honest_folder(run_dir, recipe.name, error, resumed=bool(options.resume))
         raise
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     why_not = "smoke run" if options.smoke else "" if ctx.reference_data else "stand-in data"
     result = RunResult(
         recipe.name, run_dir, metrics, _checks(recipe, metrics, why_not), ctx.data_source
     )
     if dist.is_main_process():
-        _finish_run_dir(ctx, config, result, wall)
+        _finish_run_dir(ctx, config, result, wall, cpu)
     return result
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (loader workers)."""
+    try:
+        import resource
+    except ImportError:  # Windows: this process only
+        return time.process_time()
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def resolve_config(recipe: Recipe, options: RunOptions) -> Any:
@@ -252,7 +262,9 @@ def _checks(recipe: Recipe, metrics: dict[str, float], why_not: str) -> dict[str
     return checks
 
 
-def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float) -> None:
+def _finish_run_dir(
+    ctx: RunContext, config: Any, result: RunResult, wall: float, cpu: float
+) -> None:
     from torchdojo import viz
 
     run_dir = result.run_dir
@@ -261,6 +273,7 @@ def _finish_run_dir(ctx: RunContext, config: Any, result: RunResult, wall: float
         **(ctx.last_trainer.env if ctx.last_trainer is not None else {}),
         "seed": getattr(config, "seed", None),
         "wall_time_s": round(wall, 2),
+        "cpu_time_s": round(cpu, 2),  # user + system, all threads: what docs/recipes.md lists
     }
     atomic_write_json(run_dir / "env.json", env)
     summary = {

@@ -112,8 +112,14 @@ def _expected_section(recipe: Recipe) -> str:
     lines = ["## Expected metrics", ""]
     if not recipe.expected:
         return "\n".join([*lines, "This recipe declares no measured floor."])
+    cost = (
+        f" That run took {cpu_minutes(recipe)} CPU-minutes (user + system over all threads;"
+        " `env.json` of a run folder records `cpu_time_s`)."
+        if recipe.cpu_minutes is not None
+        else ""
+    )
     lines += [
-        "Floors of the full run, measured on real data; `torchdojo run` checks them.",
+        "Floors of the full run, measured on real data; `torchdojo run` checks them." + cost,
         "",
         "| metric | expected | data | measured by |",
         "|---|---|---|---|",
@@ -165,6 +171,13 @@ def _lesson_section(
     return "\n".join(lines)
 
 
+def cpu_minutes(recipe: Recipe) -> str:
+    """The CPU minutes of the full run that measured the floors ("—" where not recorded)."""
+    if recipe.cpu_minutes is None:
+        return "—"
+    return f"{recipe.cpu_minutes:.2g}" if recipe.cpu_minutes < 1 else f"{recipe.cpu_minutes:.0f}"
+
+
 def task_of(recipe: Recipe) -> str:
     """The task in a few words: the description up to its first colon."""
     return rst_to_markdown(recipe.description.split(": ", 1)[0])
@@ -172,12 +185,13 @@ def task_of(recipe: Recipe) -> str:
 
 def recipe_table(recipes: list[Recipe], lessons: Mapping[str, str], link: str = "") -> str:
     """One sortable table of every recipe's measured floors: recipe, task, data, metric,
-    expected, lesson; a recipe with several floors has one row each."""
+    expected, the CPU minutes of the run that measured it, lesson; a recipe with several floors
+    has one row each."""
     lines = [
         '<div class="sortable" markdown>',
         "",
-        "| recipe | task | data | metric | expected | lesson |",
-        "|---|---|---|---|---|---|",
+        "| recipe | task | data | metric | expected | CPU min | lesson |",
+        "|---|---|---|---|---|---|---|",
     ]
     for recipe in recipes:
         stem = recipe.lesson.rsplit("/", 1)[-1].removesuffix(".py") if recipe.lesson else ""
@@ -187,5 +201,6 @@ def recipe_table(recipes: list[Recipe], lessons: Mapping[str, str], link: str = 
             data, floor = (_cell(rst_to_markdown(exp.data)), bound(exp)) if exp else ("—", "—")
             shown = f"`{metric}`" if metric else "—"
             task = _cell(task_of(recipe))
-            lines.append(f"| {name} | {task} | {data} | {shown} | {floor} | {lesson} |")
+            cpu = cpu_minutes(recipe)
+            lines.append(f"| {name} | {task} | {data} | {shown} | {floor} | {cpu} | {lesson} |")
     return "\n".join([*lines, "", "</div>"])
