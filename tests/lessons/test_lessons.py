@@ -3,7 +3,8 @@
 Each lesson is executed as a plain script in a fresh interpreter (``python lesson.py``) with
 ``TORCHDOJO_SMOKE=1`` and the Agg backend, so a failed ``assert`` in a lesson fails its test.
 One lesson also runs as a real notebook (jupytext -> nbclient) to prove the percent format
-works in Jupyter.
+works in Jupyter. The selected lessons start together on a pool of one worker per core (each
+lesson runs on one thread), so the suite uses every core; each test waits for its own lesson.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,9 +46,38 @@ def test_lessons_are_collected() -> None:
     assert len(LESSONS) >= 9, f"expected the nine fundamentals lessons, found {LESSONS}"
 
 
+Started = dict[Path, tuple[Path, "Future[subprocess.CompletedProcess[str]]"]]
+
+
+@pytest.fixture(scope="session")
+def started_lessons(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Started]:
+    """Every selected lesson, started on a pool of one worker per core (one under xdist)."""
+    selected = [
+        item.callspec.params["path"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_lesson_runs_in_smoke_mode"
+        and hasattr(item, "callspec")
+    ]
+    workers = 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    started: Started = {}
+    if workers > 1:
+        for path in selected:
+            out = tmp_path_factory.mktemp(path.stem)
+            started[path] = (out, pool.submit(run_lesson, path, out))
+    yield started
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
-def test_lesson_runs_in_smoke_mode(path: Path, tmp_path: Path) -> None:
-    proc = run_lesson(path, tmp_path)
+def test_lesson_runs_in_smoke_mode(path: Path, tmp_path: Path, started_lessons: Started) -> None:
+    if path in started_lessons:
+        tmp_path, future = started_lessons[path]
+        proc = future.result()
+    else:
+        proc = run_lesson(path, tmp_path)
     assert proc.returncode == 0, (
         f"{path.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     )
