@@ -27,12 +27,20 @@ def doctor(
     output: Annotated[Path | None, typer.Option(help="Also write the report as JSON here.")] = None,
     text_column: Annotated[str | None, typer.Option(help="CSV/TSV: the text column.")] = None,
     label_column: Annotated[str | None, typer.Option(help="CSV/TSV: the label column.")] = None,
+    images: Annotated[Path | None, typer.Option(help="COCO JSON: the images folder.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Annotations: classes a,b,c.")] = None,
 ) -> None:
-    """Check data before training: image folders (classes, sizes, duplicates, broken files)
-    and text (empty rows, duplicates, conflicting labels, imbalance, lines not UTF-8)."""
+    """Check data before training: image folders (classes, sizes, duplicates, broken files),
+    text (empty rows, duplicates, conflicting labels, imbalance, lines not UTF-8) and
+    annotations (VOC folders, COCO JSON, images/ + masks/: boxes, classes, missing files)."""
+    from torchdojo.data.annotation_doctor import annotation_format
     from torchdojo.data.doctor import scan_folder
     from torchdojo.data.text_doctor import is_text_data
 
+    if annotation_format(path) is not None:  # VOC folder, COCO JSON, images/ + masks/
+        from torchdojo.cli.cmd_annotations import annotation_doctor
+
+        return annotation_doctor(path, images, classes, output)
     if is_text_data(path):
         return text_doctor(path, text_column, label_column, output)
     if not path.is_dir():
