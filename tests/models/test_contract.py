@@ -32,7 +32,32 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
         (BATCH, 1, 40),
     ),
     "audio-cnn": (BATCH, 1, 40, 101),  # a 1 s log-mel spectrogram: 40 mel bands x 101 frames
+    "openpose-small": (BATCH, 3, 64, 64),  # maps at 1/4: 16 x 16
+    # segmentation: logits (B, K, H, W) at the input's size; 40 is no multiple of U-Net's 16
+    "unet": (BATCH, 1, 48, 40),
+    "pspnet-mobilenetv2": (BATCH, 3, 48, 48),
+    "deeplabv3-mobilenetv2": (BATCH, 3, 48, 48),
 }
+
+# Models with several outputs: the one whose leading (B, C) must be (BATCH, num_classes), and
+# the one the goldens summarize; the backward check uses every output.
+OUTPUT_PICKERS: dict[str, Callable[[Any], torch.Tensor]] = {
+    "openpose-small": lambda out: out[0][:, :-1],  # heatmaps (B, K + 1, h, w) less background
+    # detectors: (boxes (B, A, 4), scores (B, A, C)); scores moved to (B, C, A)
+    **dict.fromkeys(
+        ("ssdlite-mobilenetv2", "ssd-vgg", "fcos-mobilenetv2"),
+        lambda out: out[1].transpose(1, 2),
+    ),
+}
+
+
+def main_output(name: str, out: Any) -> torch.Tensor:
+    """The output checked against num_classes (OUTPUT_PICKERS, else the output itself)."""
+    return OUTPUT_PICKERS[name](out) if name in OUTPUT_PICKERS else out
+
+
+def all_outputs(out: Any) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, tuple | list) else [out]
 
 
 def input_shape(name: str) -> tuple[int, ...]:
@@ -75,7 +100,7 @@ def golden_summary(name: str) -> dict[str, Any]:
     torch.manual_seed(1)
     x = make_inputs(name)
     with torch.no_grad():
-        y = model(*x)
+        y = main_output(name, model(*x))
     return {
         "params": sum(p.numel() for p in model.parameters()),
         "output_shape": list(y.shape),
@@ -102,11 +127,15 @@ def test_the_zoo_is_populated() -> None:
 def test_forward_backward_contract(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name).train()
-    logits = model(*make_inputs(name))
+    out = model(*make_inputs(name))
+    logits = main_output(name, out)
     num_classes = inspect.signature(get_model_builder(name)).parameters["num_classes"].default
     assert logits.shape[:2] == (BATCH, num_classes)  # (B, C) or dense (B, C, H, W)
     assert torch.isfinite(logits).all()
-    logits.square().mean().backward()
+    loss = sum(o.square().mean() for o in all_outputs(out))
+    if hasattr(model, "forward_aux"):  # PSPNet's auxiliary head is reached in training only
+        loss = loss + model.forward_aux(*make_inputs(name))[1].square().mean()
+    loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not no_grad, f"{name}: no gradient reaches {no_grad[:5]}"
     bad = [
@@ -134,7 +163,7 @@ def test_num_classes_and_in_channels_are_honoured(name: str) -> None:
         kwargs["in_features"] = math.prod(shape[1:])
     model = create_model(name, **kwargs).eval()
     with torch.no_grad():
-        assert model(*make_inputs(name, tuple(shape))).shape[:2] == (BATCH, 7)
+        assert main_output(name, model(*make_inputs(name, tuple(shape)))).shape[:2] == (BATCH, 7)
 
 
 @pytest.mark.parametrize("name", list_models())
