@@ -29,11 +29,14 @@ def export(
     result, source = export_run(run_dir, format=format, out_dir=out)  # type: ignore[arg-type]
     p = result.parity
     console.print(f"exported {result.model_path} ({result.card.exporter})")
-    console.print(
-        f"parity on {source}, batches {list(p.batch_sizes)}: max |dprob| "
-        f"{p.max_abs_diff_probs:.2e} (tol {p.atol_probs:.0e}), max |dlogit| "
-        f"{p.max_abs_diff_logits:.2e}, top-1 agreement {p.top1_agreement:.1%}"
-    )
+    if hasattr(p, "describe"):  # detection / segmentation: compared after post-processing
+        console.print(f"parity on {source}, {p.describe()}")
+    else:
+        console.print(
+            f"parity on {source}, batches {list(p.batch_sizes)}: max |dprob| "
+            f"{p.max_abs_diff_probs:.2e} (tol {p.atol_probs:.0e}), max |dlogit| "
+            f"{p.max_abs_diff_logits:.2e}, top-1 agreement {p.top1_agreement:.1%}"
+        )
     lengths = getattr(p, "seq_lengths", ())  # text exports: sentences of varied length
     if lengths:
         console.print(

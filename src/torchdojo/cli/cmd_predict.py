@@ -38,7 +38,10 @@ def predict(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "--out", help="Also write the predictions to a .csv or .json file."
+            "--output",
+            "--out",
+            help="Also write the predictions to a .csv or .json file (detection and "
+            "segmentation runs: a folder for drawn images, masks and predictions.json).",
         ),
     ] = None,
     html: Annotated[
@@ -48,11 +51,20 @@ def predict(
     text_column: Annotated[
         str | None, typer.Option(help="Text runs: the CSV/TSV column holding the texts.")
     ] = None,
+    score_thresh: Annotated[
+        float | None, typer.Option(help="Detection runs: lowest score kept (default 0.3).")
+    ] = None,
 ) -> None:
     """Classify images, sound clips or texts with a finished run's model; prints the classes and
-    probabilities (and, for text models with attention, each token's weight)."""
-    from torchdojo.services.predict import TextPredictResult, predict_run
+    probabilities (and, for text models with attention, each token's weight). Detection,
+    segmentation and pose runs draw boxes, masks or skeletons into copies of the images and
+    write JSON."""
+    from torchdojo.services.predict import TextPredictResult, predict_run, run_task
 
+    if run_task(run_dir) in ("detection", "segmentation", "pose") and path is not None:
+        from torchdojo.cli.predict_dense import show_dense  # boxes / masks drawn into copies
+
+        return show_dense(run_dir, path, output, score_thresh)
     if top_k < 1:
         raise fail(f"--top-k must be at least 1, got {top_k}")
     if output is not None and output.suffix.lower() not in OUTPUT_SUFFIXES:

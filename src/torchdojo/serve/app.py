@@ -195,6 +195,16 @@ def create_app(
     """
     if max_concurrency < 1 or max_queue < 0 or max_upload_bytes < 1:
         raise ValueError("max_concurrency and max_upload_bytes must be >= 1, max_queue >= 0")
+    if card_task(export_dir) in ("detection", "segmentation", "pose"):  # boxes or a mask, drawn
+        from torchdojo.serve.dense_app import create_dense_app
+
+        return create_dense_app(
+            export_dir,
+            max_upload_bytes=max_upload_bytes,
+            max_concurrency=max_concurrency,
+            max_queue=max_queue,
+            threads=threads,
+        )
     if card_task(export_dir) == TEXT_TASK:  # sentences in: a JSON API and a text page
         from torchdojo.serve.text_app import create_text_app
 

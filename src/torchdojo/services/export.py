@@ -30,6 +30,7 @@ from torchdojo.services.predict import TEXT_TASK, image_files, image_transform, 
 from torchdojo.utils import data_root
 
 if TYPE_CHECKING:
+    from torchdojo.export.dense_exporter import DenseExportResult
     from torchdojo.export.text_exporter import TextExportResult
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,17 @@ def export_run(
     *,
     format: Literal["onnx", "torch-export"] = "onnx",
     out_dir: str | Path | None = None,
-) -> tuple[ExportResult | TextExportResult, str]:
+) -> tuple[ExportResult | TextExportResult | DenseExportResult, str]:
     """Export the model of ``run_dir``; returns the result and where the parity inputs came from."""
     run_dir = Path(run_dir)
     require_finished(run_dir, "export")
     model, spec = load_bundle(run_dir)
     if spec.task == TEXT_TASK:
         return export_text_run(run_dir, model, spec, format=format, out_dir=out_dir)
+    if spec.task in ("detection", "segmentation", "pose"):  # NMS / arg-max stay outside the graph
+        from torchdojo.services.export_dense import export_dense_run
+
+        return export_dense_run(run_dir, model, spec, format=format, out_dir=out_dir)
     if spec.task != "classification" or len(spec.input_shape) != 3:
         raise ValueError(
             f"{run_dir}: only image classifiers export for serving "
