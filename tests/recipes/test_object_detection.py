@@ -71,3 +71,19 @@ def test_own_voc_folder_with_a_corrupt_image(tmp_path: Path) -> None:
     assert result.metrics["skipped_images"] == 1  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match="use bccd, scenes"):
         smoke(tmp_path, "dataset=nonsense")
+
+
+def test_a_missing_coco_evaluator_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from torchdojo.runs import ConfigError
+    from torchdojo.runs.detection import require_coco_eval
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "faster_coco_eval" else real(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r'pip install "torchdojo\[dense\]"'):
+        require_coco_eval()

@@ -43,6 +43,7 @@ from torchdojo.nn.pose import COCO_SIGMAS
 from torchdojo.runs import ConfigError, Expected, Recipe, Setup
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
+from torchdojo.runs.detection import require_coco_eval
 from torchdojo.runs.pose import (
     evaluate_poses,
     last_stage_loss,
@@ -121,6 +122,7 @@ def load_data(cfg: Config, ctx: RunContext) -> tuple[Dataset[Any], Dataset[Any],
 
 
 def setup(cfg: Config, ctx: RunContext) -> Setup:
+    require_coco_eval()  # the OKS AP at the end: fail before training, not after
     train, val, names, skeleton = load_data(cfg, ctx)
     collate = PoseCollate(tuple(skeleton), STRIDE, cfg.sigma, cfg.paf_width)
     loaders = Loaders(

@@ -277,9 +277,21 @@ class DetectionEvalStep:
         return EvalOutput(loss=loss, preds=preds, target=targets, batch_size=len(images))
 
 
+def require_coco_eval() -> None:
+    """Raise the one-line error that names the extra when faster-coco-eval is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("faster_coco_eval") is None:
+        raise ConfigError(
+            'COCO mAP and keypoint OKS need faster-coco-eval: pip install "torchdojo[dense]"'
+        )
+
+
 def map_metric(*, extended: bool = False) -> Any:
     """COCO mAP (torchmetrics, faster-coco-eval backend) with per-class values."""
     from torchmetrics.detection import MeanAveragePrecision
+
+    require_coco_eval()
 
     return MeanAveragePrecision(
         backend="faster_coco_eval", class_metrics=True, extended_summary=extended
