@@ -82,6 +82,7 @@ RECIPE = Recipe(
     setup=setup,
     run=run,
     smoke=Config(dataset="mnist-tiny", epochs=1, batch_size=64, width=8),
+    cpu_minutes=20,  # 1,206 s, `torchdojo run fashion-mnist-cnn --threads 1` under load
     expected={
         "test_acc": Expected(
             0.925,

@@ -196,6 +196,7 @@ RECIPE = Recipe(
         batch_size=8,
         lr=1e-2,
     ),
+    cpu_minutes=5.0,  # 301 s, `torchdojo run image-folder` on a quiet 2-core CPU (156 s wall)
     expected={
         "val_acc": Expected(
             # seeds 0/1/2 (--set seed=N): 0.948 / 0.961 / 0.948, val loss 0.158 / 0.133 / 0.159;
