@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from torchdojo.export.card import CARD_FILE
+from torchdojo.utils.intensity import normalize_percentiles
 
 DETECTION = "detection"
 SEGMENTATION = "segmentation"
@@ -195,9 +196,6 @@ def load_dense_card(export_dir: str | Path) -> DenseModelCard:
 # Pre- and post-processing
 
 
-PERCENTILES = (1.0, 99.8)  # as torchdojo.data.segmentation stretches 16-bit microscopy
-
-
 def is_high_depth(image: Image.Image) -> bool:
     """16-bit integer or float pixels (microscopy, scientific PNG/TIFF)."""
     return image.mode.startswith("I") or image.mode == "F"
@@ -225,10 +223,7 @@ def stretch_percentiles(image: Image.Image) -> np.ndarray:
     """A high-depth grayscale image as float32 ``(H, W)``: its 1st and 99.8th intensity
     percentiles become 0 and 1, clipped (what the segmentation recipes train on)."""
     raw = np.asarray(image, dtype=np.float32)
-    raw = raw[..., 0] if raw.ndim == 3 else raw
-    low, high = np.percentile(raw, PERCENTILES)
-    scaled = (raw - np.float32(low)) / np.float32(max(float(high - low), 1e-6))
-    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+    return normalize_percentiles(raw[..., 0] if raw.ndim == 3 else raw)
 
 
 def prepare(images: Sequence[Image.Image], input_size: Sequence[int]) -> Tensor:
