@@ -21,6 +21,7 @@ from torch import Tensor
 from torchvision.transforms import v2
 
 from torchdojo.data.arrays import Normalize
+from torchdojo.utils.intensity import to_uint8
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -70,12 +71,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
     # Pillow's convert("RGB") clips 16-bit values at 255, turning most pixels white.
-    pixels = np.asarray(img, dtype=np.float64)
-    if img.mode.startswith("I;16") or pixels.max() > 255:
-        pixels = pixels / max(65535.0, float(pixels.max())) * 255.0  # full 16-bit range -> 8 bits
-    elif img.mode == "F" and pixels.max() <= 1.0:
-        pixels = pixels * 255.0  # float images in [0, 1]
-    gray = np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    gray = to_uint8(np.asarray(img), img.mode)
     return Image.fromarray(gray, mode="L").convert("RGB")
 
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from torchdojo.export.card import CARD_FILE
-from torchdojo.utils.intensity import normalize_percentiles
+from torchdojo.utils.intensity import SCALINGS, scale_intensity, to_uint8
 
 DETECTION = "detection"
 SEGMENTATION = "segmentation"
@@ -53,8 +53,8 @@ SEGMENTATION_OUTPUTS = ("logits",)
 POSE_OUTPUTS = ("heatmaps", "pafs")
 PREPROCESSING = (
     "Python, not the graph: the image becomes RGB (or grayscale for 1 channel; a 16-bit or "
-    "float image given to a 1-channel model is stretched so its 1st/99.8th intensity "
-    "percentiles become 0/1, other 16-bit images are scaled to 8 bits), is resized whole to "
+    "float image given to a 1-channel model is scaled to [0, 1] by the card's intensity "
+    "scaling, other 16-bit images are scaled to 8 bits), is resized whole to "
     "input_size (torchvision's bilinear antialiased resize; the aspect ratio is not kept) and "
     "scaled to [0, 1]; no mean/std: the model normalizes inside if it needs to"
 )
@@ -101,6 +101,9 @@ class DenseModelCard:
         iou_thresh: Detection: IoU above which NMS drops the lower-scored box of a class.
         max_detections: Detection: most boxes kept per image.
         skeleton: Pose: ``(a, b)`` keypoint indices of each limb, in PAF order.
+        intensity: How a 16-bit or float image given to a one-channel model becomes [0, 1]:
+            ``"percentiles"`` (1st/99.8th per image) or ``"log"`` (BBBC039's fixed log scale),
+            as the model was trained (:mod:`torchdojo.utils.intensity`).
         preprocessing: Where and how an image becomes the input.
         postprocessing: Where and how outputs become boxes or a mask.
         metrics: Measured metrics of the model.
@@ -121,6 +124,7 @@ class DenseModelCard:
     iou_thresh: float = IOU_THRESH
     max_detections: int = MAX_DETECTIONS
     skeleton: tuple[tuple[int, int], ...] = ()
+    intensity: str = "percentiles"
     preprocessing: str = PREPROCESSING
     postprocessing: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -151,6 +155,8 @@ def dense_card(
         raise ValueError("class_names is empty; pass the name of each class")
     if len(input_size) != 3 or input_size[0] not in (1, 3):  # (C, H, W)
         raise ValueError(f"input_size must be (C, H, W) with 1 or 3 channels, got {input_size}")
+    if fields.get("intensity", "percentiles") not in SCALINGS:
+        raise ValueError(f"intensity {fields['intensity']!r}: use one of {', '.join(SCALINGS)}")
     outputs = {DETECTION: DETECTION_OUTPUTS, SEGMENTATION: SEGMENTATION_OUTPUTS}
     texts = {DETECTION: DETECTION_POSTPROCESSING, SEGMENTATION: SEGMENTATION_POSTPROCESSING}
     defaults: dict[str, Any] = {
@@ -204,42 +210,42 @@ def is_high_depth(image: Image.Image) -> bool:
 def to_model_image(image: Image.Image, channels: int) -> Image.Image:
     """An upright 8-bit RGB (``channels == 3``) or grayscale image for drawing or a model.
 
-    Transparency is composited onto white; 16-bit and float pixels are scaled to 8 bits (the
-    full 16-bit range, or the image's maximum when larger), not clipped.
+    Transparency is composited onto white; 16-bit and float pixels are scaled to 8 bits as
+    the recipes' transforms do (:func:`torchdojo.utils.intensity.to_uint8`), not clipped.
     """
     image = ImageOps.exif_transpose(image) or image
     if is_high_depth(image):
-        pixels = np.asarray(image, dtype=np.float64)
-        wide = image.mode.startswith("I;16") or pixels.max() > 255  # as data.transforms.to_rgb
-        pixels = pixels / max(65535.0 if wide else 255.0, float(pixels.max()))
-        image = Image.fromarray((pixels * 255.0).round().astype(np.uint8), mode="L")
+        image = Image.fromarray(to_uint8(np.asarray(image), image.mode), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def stretch_percentiles(image: Image.Image) -> np.ndarray:
-    """A high-depth grayscale image as float32 ``(H, W)``: its 1st and 99.8th intensity
-    percentiles become 0 and 1, clipped (what the segmentation recipes train on)."""
+def scale_high_depth(image: Image.Image, intensity: str = "percentiles") -> np.ndarray:
+    """A high-depth grayscale image as float32 ``(H, W)`` in [0, 1], by the named scaling
+    (``"percentiles"``: 1st/99.8th per image; ``"log"``: BBBC039's fixed log scale), as the
+    segmentation recipes read microscopy."""
     raw = np.asarray(image, dtype=np.float32)
-    return normalize_percentiles(raw[..., 0] if raw.ndim == 3 else raw)
+    return scale_intensity(raw[..., 0] if raw.ndim == 3 else raw, intensity)
 
 
-def prepare(images: Sequence[Image.Image], input_size: Sequence[int]) -> Tensor:
+def prepare(
+    images: Sequence[Image.Image], input_size: Sequence[int], intensity: str = "percentiles"
+) -> Tensor:
     """Resize each image whole to ``input_size`` and scale to [0, 1]: ``(B, C, H, W)``.
 
     8-bit images are resized as uint8, exactly as torchvision's ``Resize(antialias=True)``
     does in the recipes' transforms. A one-channel model given a 16-bit or float image gets
-    it percentile-stretched (:func:`stretch_percentiles`), as the segmentation recipes read
-    microscopy; other high-depth images are scaled to 8 bits first (:func:`to_model_image`).
+    it scaled by ``intensity`` (:func:`scale_high_depth`: the scaling the model trained on);
+    other high-depth images are scaled to 8 bits first (:func:`to_model_image`).
     """
     c, h, w = input_size
     batch = []
     for image in images:
         image = ImageOps.exif_transpose(image) or image
         if c == 1 and is_high_depth(image):
-            chw = torch.from_numpy(stretch_percentiles(image))[None, None]  # (1, 1, H0, W0)
+            chw = torch.from_numpy(scale_high_depth(image, intensity))[None, None]  # (1,1,H0,W0)
         else:
             upright = to_model_image(image, c)
             pixels = np.asarray(upright).reshape(upright.height, upright.width, c)
@@ -476,7 +482,7 @@ class DensePredictor:
             return []
         images = [ImageOps.exif_transpose(image) or image for image in images]  # upright
         sizes = [image.size for image in images]  # (width, height)
-        out = self.outputs(prepare(images, self.card.input_size))
+        out = self.outputs(prepare(images, self.card.input_size, self.card.intensity))
         if self.card.task == DETECTION:
             return detections_of(out[0], out[1], sizes, self.card, score_thresh=score_thresh)
         if self.card.task == POSE:

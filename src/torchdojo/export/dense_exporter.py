@@ -207,6 +207,7 @@ def export_dense_model(
     iou_thresh: float = IOU_THRESH,
     max_detections: int = MAX_DETECTIONS,
     skeleton: Sequence[tuple[int, int]] = (),
+    intensity: str = "percentiles",
 ) -> DenseExportResult:
     """Export a detector or segmenter to ``out_dir/model.onnx`` with ``card.json`` and parity.
 
@@ -225,6 +226,7 @@ def export_dense_model(
         iou_thresh: Detection: NMS IoU (written to the card).
         max_detections: Detection: most boxes per image (written to the card).
         skeleton: Pose: ``(a, b)`` keypoint indices of each limb, in PAF order.
+        intensity: How 16-bit images were scaled in training (written to the card).
 
     Raises:
         ValueError: Bad arguments, an export blocker (the message says the fix), or an
@@ -238,6 +240,7 @@ def export_dense_model(
         iou_thresh=iou_thresh,
         max_detections=max_detections,
         skeleton=tuple(skeleton),
+        intensity=intensity,
     )
     eager = copy.deepcopy(model).cpu().eval()
     inputs = _inputs(parity_inputs, card.input_size)
@@ -257,6 +260,7 @@ def export_dense_model(
         iou_thresh=iou_thresh,
         max_detections=max_detections,
         skeleton=tuple(skeleton),
+        intensity=intensity,
         metrics={k: float(v) for k, v in (metrics or {}).items()},
         versions=_versions(),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -196,7 +196,11 @@ def setup(cfg: Config, ctx: RunContext) -> Setup:
         [1.0] * in_channels,
         train.classes,
         task="segmentation",
-        preprocess={"scale": "bbbc039: log, ln 100 -> 0, ln 4095 -> 1; own 8-bit: /255"},
+        # how predict/export/serve must scale a 16-bit image: as the training data was
+        preprocess={
+            "intensity": "log" if cfg.dataset == "bbbc039" else "percentiles",
+            "scale": "bbbc039: log, ln 100 -> 0, ln 4095 -> 1; own 16-bit: percentiles; 8-bit: /255",
+        },
     )
     return Setup(
         model,

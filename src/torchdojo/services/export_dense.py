@@ -55,7 +55,7 @@ def export_dense_run(
             "(NMS and the arg-max stay in Python); use --format onnx"
         )
     card = card_of(spec)
-    images, source = parity_images(run_dir, card.input_size)
+    images, source = parity_images(run_dir, card.input_size, card.intensity)
     summary = run_dir / "summary.json"
     metrics = json.loads(summary.read_text())["metrics"] if summary.is_file() else None
     numbers = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, int | float)}
@@ -71,13 +71,17 @@ def export_dense_run(
         iou_thresh=card.iou_thresh,
         max_detections=card.max_detections,
         skeleton=card.skeleton,
+        intensity=card.intensity,
         exporter=exporter,
     )
     return result, source
 
 
-def parity_images(run_dir: Path, input_size: tuple[int, int, int]) -> tuple[Tensor | None, str]:
-    """Up to 16 prepared images of the run's own image folder, or None (random images)."""
+def parity_images(
+    run_dir: Path, input_size: tuple[int, int, int], intensity: str = "percentiles"
+) -> tuple[Tensor | None, str]:
+    """Up to 16 prepared images of the run's own image folder, or None (random images);
+    ``intensity``: the scaling of 16-bit images the model trained on."""
     saved: dict[str, Any] = read_run_config(run_dir) if (run_dir / "config.yaml").is_file() else {}
     config, options = saved.get("config", {}), saved.get("options", {})
     folder = image_folder_of(str(config.get("dataset", "")), options.get("data_dir"))
@@ -93,7 +97,7 @@ def parity_images(run_dir: Path, input_size: tuple[int, int, int]) -> tuple[Tens
             if len(images) == PARITY_IMAGES:
                 break
         if images:
-            return prepare(images, input_size), f"{len(images)} images from {folder}"
+            return prepare(images, input_size, intensity), f"{len(images)} images from {folder}"
     return None, "random images (the run's image folder was not found)"
 
 

@@ -109,8 +109,14 @@ def card_of(spec: ModelSpec) -> DenseModelCard:
         if key in spec.preprocess
     }
     skeleton = [(int(a), int(b)) for a, b in spec.preprocess.get("skeleton", ())]
+    intensity = str(spec.preprocess.get("intensity", "percentiles"))  # older runs: percentiles
     return dense_card(
-        spec.task, spec.classes, (channels, int(size[0]), int(size[1])), skeleton=skeleton, **nms
+        spec.task,
+        spec.classes,
+        (channels, int(size[0]), int(size[1])),
+        skeleton=skeleton,
+        intensity=intensity,
+        **nms,
     )
 
 

@@ -1,10 +1,14 @@
-"""Scaling high-depth (16-bit) microscopy intensities to [0, 1], numpy only.
+"""Scaling high-depth (16-bit, float) intensities to [0, 1] or to 8 bits, numpy only.
 
-One home for the scaling that training (``torchdojo.data.segmentation``) and inference
-(``torchdojo.export.dense``) must apply alike.
+One home for the scaling that training (``torchdojo.data.segmentation``,
+``torchdojo.data.transforms``) and inference (``torchdojo.export.dense``) must apply alike. A
+segmentation model records which scaling it was trained with (``ModelSpec.preprocess
+["intensity"]``, a key of :data:`SCALINGS`), and predict, export and serve apply that one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,3 +42,37 @@ def log_scale(raw: np.ndarray, low: float = LOG_RANGE[0], high: float = LOG_RANG
     """
     clipped = np.clip(raw.astype(np.float32), low, high)
     return ((np.log(clipped) - np.log(low)) / (np.log(high) - np.log(low))).astype(np.float32)
+
+
+# The scalings a model may name in ``ModelSpec.preprocess["intensity"]``.
+SCALINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "percentiles": normalize_percentiles,
+    "log": log_scale,
+}
+
+
+def scale_intensity(raw: np.ndarray, scaling: str = "percentiles") -> np.ndarray:
+    """Scale a high-depth grayscale image to float32 [0, 1] by the named scaling.
+
+    Raises:
+        ValueError: ``scaling`` is not a key of :data:`SCALINGS`.
+    """
+    if scaling not in SCALINGS:
+        raise ValueError(f"intensity scaling {scaling!r}: use one of {', '.join(SCALINGS)}")
+    return SCALINGS[scaling](raw)
+
+
+def to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """High-depth pixels of a Pillow ``mode`` as 8 bits, scaled, never clipped to white.
+
+    16-bit images (``I;16*`` modes, or any values above 255) are scaled by the full 16-bit
+    range (or their maximum when larger); float images (``F``) in [0, 1] by 255; the rest are
+    rounded as they are.
+    """
+    values = pixels.astype(np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if mode.startswith("I;16") or peak > 255:
+        values = values / max(65535.0, peak) * 255.0
+    elif mode == "F" and peak <= 1.0:
+        values = values * 255.0
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
