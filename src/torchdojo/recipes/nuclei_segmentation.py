@@ -25,7 +25,7 @@ time is user+sys of the whole run, on 2 cores shared with five other jobs):
 | same, ``--epochs 16`` (2 threads, quiet machine, 661 s wall) | 0.49 M | 16 | 0.856 | 0.964 | 0.705 | 3 / 3 | 1,293 s |
 | same, percentile scaling, boundary weight 5 | 0.49 M | 8 | 0.785 | 0.849 | 0.605 | 9 / 3 | 523 s |
 | pspnet-mobilenetv2 (OS 16, ImageNet) | 2.71 M | 3 | 0.438 | 0.736 | 0.543 | 4 / 189 | 306 s |
-| deeplabv3-mobilenetv2 (OS 16) | 3.23 M | | not measured | | | | |
+| deeplabv3-mobilenetv2 (OS 16, ImageNet) | 3.23 M | 3 | 0.452 | 0.728 | 0.537 | 2 / 137 | 289 s |
 
 Measured (``torchdojo run nuclei-segmentation --threads 1``, first row): 1,689 nuclei found
 of 1,919, 1,520 of them matched (IoU > 0.5); per-class IoU background 0.982, nucleus 0.753,
@@ -38,7 +38,10 @@ validation images gave 0.966) and boundary weight 5 made dim nuclei come out as 
 (boundary IoU 0.19); the log scale and weight 2 (first row) helped both. PSPNet (``--epochs 3 --set
 model=pspnet-mobilenetv2``, 3 epochs only) sees the image at 1/16 and upsamples bilinearly:
 a 1-2 px boundary is below its resolution, so touching nuclei merge (189 merges) and the
-object F1 stays low; U-Net's full-resolution skips are what this task needs. Twice the
+object F1 stays low; DeepLabV3 (``--epochs 3 --set model=deeplabv3-mobilenetv2``, with
+``TORCH_HOME`` holding the ImageNet weights) has the same 1/16 view and the same fate (137
+merges, boundary IoU 0.26): its ASPP widens the context, not the resolution. U-Net's
+full-resolution skips are what this task needs. Twice the
 epochs (``--epochs 16``, 21.5 CPU-minutes) add only 0.013 F1 (1,703 nuclei found): more of the
 same training is not the road to 0.90; a wider net or intensity augmentation for dim nuclei
 are the untried ones.
