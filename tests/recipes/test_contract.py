@@ -41,7 +41,12 @@ def test_smoke_config_and_floors_are_well_formed(name: str) -> None:
     assert isinstance(recipe.smoke, recipe.config)
     validate_config(recipe.smoke)
     validate_config(recipe.config())
-    assert recipe.expected, f"{name} states no expected metric"
+    # a floor measured by a command, or (a recipe not measured yet) why not and how to measure
+    assert bool(recipe.expected) != bool(recipe.unmeasured), (
+        f"{name}: state measured floors (expected) or why there are none (unmeasured), one of them"
+    )
+    if recipe.unmeasured:
+        assert "torchdojo run " in recipe.unmeasured, f"{name}: name the command that measures it"
     for key, exp in recipe.expected.items():
         assert exp.data, f"{name}.{key}: which data was it measured on?"
         assert exp.measured_by.startswith("torchdojo "), f"{name}.{key}: {exp.measured_by!r}"

@@ -188,6 +188,8 @@ def _describe_recipe(name: str) -> None:
     for metric, exp in recipe.expected.items():
         bound = ">=" if exp.mode == "max" else "<="
         console.print(f"expected {metric} {bound} {exp.floor:g} on {exp.data}", highlight=False)
+    if recipe.unmeasured:
+        console.print(f"not measured yet: {recipe.unmeasured}", highlight=False)
 
 
 @app.command()

@@ -59,6 +59,9 @@ class Setup:
         spec: How to rebuild the model for ``predict`` / ``export`` (None: not saved).
         mean: Per-channel mean the images were normalized with (to show them), or None.
         std: Per-channel std likewise.
+        players: Several models trained together (a GAN's ``{"G": ..., "D": ...}``), else
+            empty; ``model`` is then the one saved (the generator).
+        optimizers: One optimizer per player, same keys; ``optimizer`` is ``model``'s.
     """
 
     model: nn.Module
@@ -71,6 +74,8 @@ class Setup:
     spec: ModelSpec | None = None
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
+    players: dict[str, nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, Optimizer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class Recipe:
     :func:`torchdojo.recipes.get_recipe`: one source for each. ``cpu_minutes`` is what the full
     run that measured ``expected`` cost: user + system CPU time over all threads (a run folder's
     ``env.json`` records it as ``cpu_time_s``), or None where it was not recorded.
+    ``unmeasured`` says, for a recipe whose full run has not been measured yet (so it has no
+    ``expected``), why not and the command that will measure it; ``list``, the report and the
+    docs show it, so an unmeasured recipe never looks measured.
     """
 
     config: type[Any]
@@ -91,6 +99,7 @@ class Recipe:
     setup: Callable[[Any, Any], Setup] | None = None
     lesson: str = ""
     cpu_minutes: float | None = None
+    unmeasured: str = ""
     name: str = ""
     description: str = ""
 

@@ -294,7 +294,8 @@ def _finish_run_dir(
         run_dir,
         title=f"{result.recipe} run",
         summary=f"{ctx.recipe.description} Data: {result.data_source or 'n/a'}."
-        + (f" Not the reference data: {ctx.fallback_reason}." if ctx.fallback_reason else ""),
+        + (f" Not the reference data: {ctx.fallback_reason}." if ctx.fallback_reason else "")
+        + (f" No measured floor yet: {ctx.recipe.unmeasured}" if ctx.recipe.unmeasured else ""),
         config={**dataclasses.asdict(config), "smoke": ctx.smoke},
         metrics=result.metrics,
         expected=expected,

@@ -111,7 +111,8 @@ def recipe_markdown(
 def _expected_section(recipe: Recipe) -> str:
     lines = ["## Expected metrics", ""]
     if not recipe.expected:
-        return "\n".join([*lines, "This recipe declares no measured floor."])
+        why = f" {_cell(recipe.unmeasured)}" if recipe.unmeasured else ""
+        return "\n".join([*lines, f"**Not measured yet**: no floor is declared.{why}"])
     cost = (
         f" That run took {cpu_minutes(recipe)} CPU-minutes (user + system over all threads;"
         " `env.json` of a run folder records `cpu_time_s`)."
@@ -198,7 +199,9 @@ def recipe_table(recipes: list[Recipe], lessons: Mapping[str, str], link: str = 
         lesson = f"[{stem[:2]}](../lessons/{stem}.md)" if stem in lessons else stem[:2] or "—"
         name = f"[`{recipe.name}`]({link}{recipe.name}.md)"
         for metric, exp in recipe.expected.items() or [("", None)]:
-            data, floor = (_cell(rst_to_markdown(exp.data)), bound(exp)) if exp else ("—", "—")
+            data, floor = (
+                (_cell(rst_to_markdown(exp.data)), bound(exp)) if exp else ("not measured yet", "—")
+            )
             shown = f"`{metric}`" if metric else "—"
             task = _cell(task_of(recipe))
             cpu = cpu_minutes(recipe)
