@@ -1,0 +1,159 @@
+"""Training a diffusion model: the noise-prediction step, a repeatable validation loss, and a
+grid of samples from fixed noise after every epoch (report and TensorBoard).
+
+Recipe: diffusion_mnist. Lesson: lessons/24_diffusion.py. Images train in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from torch.nn import functional as F  # noqa: N812
+
+from torchdojo.data.arrays import ArrayDataset
+from torchdojo.engine import Callback, History, Loaders, StepOutput, TensorLoader, Trainer
+from torchdojo.engine.callbacks import EvalOutput
+from torchdojo.engine.ema import EMA
+
+
+class Sampler(Protocol):
+    """A model with ``sample(n, generator=..., steps=...) -> images in [-1, 1]``."""
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = ..., steps: int = ...
+    ) -> Tensor:
+        """``n`` images (n, C, H, W) in [-1, 1]."""
+
+
+def to_signed(x: Tensor) -> Tensor:
+    """uint8 images in [0, 255] -> float in [-1, 1] (what a tanh generator or DDPM outputs)."""
+    return x.float() / 127.5 - 1.0
+
+
+def signed_loaders(
+    train: ArrayDataset, test: ArrayDataset, *, batch_size: int, seed: int
+) -> Loaders:
+    """In-memory loaders of uint8 images scaled to [-1, 1]; labels ride along unused."""
+    return Loaders(
+        TensorLoader(
+            train.x, train.y, batch_size=batch_size, seed=seed, drop_last=True, transform=to_signed
+        ),
+        TensorLoader(test.x, test.y, batch_size=512, shuffle=False, transform=to_signed),
+    )
+
+
+def _schedule(trainer: Trainer) -> Any:
+    return trainer.unwrapped_model.schedule
+
+
+def diffusion_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> StepOutput:
+    """DDPM's simple loss: a random ``t`` per image, ``x_t`` in closed form, MSE on the noise.
+
+    ``t`` and the noise come from the global RNG, which checkpoints save: a resumed run draws
+    the same ones.
+    """
+    x0, _ = batch  # (B, C, H, W) in [-1, 1]
+    schedule = _schedule(trainer)
+    t = torch.randint(0, schedule.steps, (len(x0),), device=x0.device)  # (B,)
+    noise = torch.randn_like(x0)
+    with trainer.autocast():
+        loss = F.mse_loss(trainer.model(schedule.q_sample(x0, t, noise), t).float(), noise)
+    trainer.backward(loss)
+    trainer.step_optimizer("optimizer")
+    return StepOutput(loss=loss.detach(), batch_size=len(x0))
+
+
+def diffusion_eval_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> EvalOutput:
+    """The same loss on fixed ``t`` and noise (a generator seeded per batch size), so epochs
+    compare and the training RNG is untouched."""
+    x0, _ = batch
+    schedule = _schedule(trainer)
+    generator = torch.Generator(device=x0.device).manual_seed(len(x0))
+    t = torch.randint(0, schedule.steps, (len(x0),), generator=generator, device=x0.device)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+    loss = F.mse_loss(trainer.model(schedule.q_sample(x0, t, noise), t).float(), noise)
+    return EvalOutput(loss=loss, preds=loss, target=loss, batch_size=len(x0))
+
+
+def sample_grid_figure(images: Tensor, title: str, *, ncols: int = 8) -> Figure:
+    """Images in [-1, 1] (N, C, H, W) as one grid figure with a title."""
+    from torchdojo.viz import image_grid
+
+    fig = image_grid((images + 1) / 2, ncols=ncols)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+@contextlib.contextmanager
+def averaged(model: nn.Module, ema: EMA | None) -> Iterator[nn.Module]:
+    """``model`` with the EMA weights inside the block when there is an average, else as is."""
+    if ema is not None and ema.shadow:
+        with ema.swap(model):
+            yield model
+    else:
+        yield model
+
+
+class SampleGrid(Callback):
+    """After every epoch, sample from fixed noise and hand the grid to ``save`` (the report) and
+    TensorBoard (``samples`` image under ``log_dir/tensorboard``).
+
+    Args:
+        save: Called with the figure and a name, e.g. ``RunContext.save_figure``.
+        n: Images per grid.
+        steps: Sampler steps (DDIM below ``T``).
+        seed: Seeds the noise: the same noise every epoch, so grids show progress.
+        ema: Sample with this average of the weights when given.
+        log_dir: Where TensorBoard's event files go (None: no TensorBoard image).
+    """
+
+    def __init__(
+        self,
+        save: Callable[[Figure, str], None],
+        *,
+        n: int = 16,
+        steps: int = 25,
+        seed: int = 0,
+        ema: EMA | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.save, self.n, self.steps, self.seed, self.ema = save, n, steps, seed, ema
+        self.log_dir = log_dir
+        self.last: Tensor | None = None
+
+    def on_epoch_end(self, trainer: Trainer, history: History) -> None:
+        model: Sampler = trainer.unwrapped_model  # type: ignore[assignment]
+        generator = torch.Generator(device=trainer.device).manual_seed(self.seed)
+        with averaged(trainer.unwrapped_model, self.ema):
+            images = model.sample(self.n, generator=generator, steps=self.steps).cpu()
+        self.last = images
+        epoch = int(history.last()["epoch"]) + 1
+        title = f"epoch {epoch}: {self.n} samples, {self.steps} sampler steps, fixed noise"
+        self.save(sample_grid_figure(images, title), f"samples_epoch_{epoch:03d}")
+        if self.log_dir is not None:
+            self._tensorboard(images, trainer.state.step)
+
+    def _tensorboard(self, images: Tensor, step: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        from torchvision.utils import make_grid
+
+        assert self.log_dir is not None
+        with SummaryWriter(log_dir=str(self.log_dir / "tensorboard")) as writer:
+            writer.add_image("samples", make_grid((images + 1) / 2, nrow=8), step)
+
+
+__all__ = [
+    "SampleGrid",
+    "averaged",
+    "diffusion_eval_step",
+    "diffusion_step",
+    "sample_grid_figure",
+    "signed_loaders",
+    "to_signed",
+]
