@@ -32,9 +32,12 @@ INPUT_SHAPES: dict[str, tuple[int, ...]] = {
         (BATCH, 1, 40),
     ),
     "audio-cnn": (BATCH, 1, 40, 101),  # a 1 s log-mel spectrogram: 40 mel bands x 101 frames
+    # video: clips (B, C, T, H, W), 8 sampled frames of 32x32
+    **dict.fromkeys(("eco-lite", "frame-average", "r2plus1d"), (BATCH, 1, 8, 32, 32)),
     "openpose-small": (BATCH, 3, 64, 64),  # maps at 1/4: 16 x 16
     # segmentation: logits (B, K, H, W) at the input's size; 40 is no multiple of U-Net's 16
     "unet": (BATCH, 1, 48, 40),
+    "luna-cnn": (BATCH, 1, 16, 32, 32),  # a 3-D CT chip (index, row, col): 4 pools of 2
     "pspnet-mobilenetv2": (BATCH, 3, 48, 48),
     "deeplabv3-mobilenetv2": (BATCH, 3, 48, 48),
 }
@@ -85,6 +88,22 @@ INPUT_BUILDERS: dict[str, Callable[[], tuple[torch.Tensor, ...]]] = dict.fromkey
 )
 INPUT_BUILDERS["minilm"] = text_inputs  # ids 1..999 are in its 30,522-piece vocabulary
 
+# Generative models have no classes: the output shape they must give instead (their input comes
+# from INPUT_BUILDERS or INPUT_SHAPES). GAN generators read noise (B, z_dim).
+OUTPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    **{f"dcgan-{s}": (BATCH, 1, s, s) for s in (28, 32, 64)},
+    **{f"sagan-{s}": (BATCH, 1, s, s) for s in (28, 32, 64)},
+    "vae-mnist": (BATCH, 1, 28, 28),  # (pixel logits, mu, logvar): the logits
+}
+GAN_NOISE = [n for n in OUTPUT_SHAPES if n.startswith(("dcgan-", "sagan-"))]
+INPUT_BUILDERS.update(dict.fromkeys(GAN_NOISE, lambda: (torch.randn(BATCH, 100),)))
+INPUT_BUILDERS["vae-mnist"] = lambda: (torch.randn(BATCH, 1, 28, 28),)
+OUTPUT_PICKERS["vae-mnist"] = lambda out: out[0]
+# The diffusion U-Net predicts noise from (x_t, t); the style generator reads z (B, 64).
+OUTPUT_SHAPES.update({"ddpm-unet-28": (BATCH, 1, 28, 28), "stylegan-28": (BATCH, 1, 28, 28)})
+INPUT_BUILDERS["ddpm-unet-28"] = lambda: (torch.randn(BATCH, 1, 28, 28), torch.tensor([0, 999]))
+INPUT_BUILDERS["stylegan-28"] = lambda: (torch.randn(BATCH, 64),)
+
 
 def make_inputs(name: str, shape: tuple[int, ...] | None = None) -> tuple[torch.Tensor, ...]:
     """The positional inputs of a model: from INPUT_BUILDERS, else one randn of ``shape``."""
@@ -129,8 +148,11 @@ def test_forward_backward_contract(name: str) -> None:
     model = create_model(name).train()
     out = model(*make_inputs(name))
     logits = main_output(name, out)
-    num_classes = inspect.signature(get_model_builder(name)).parameters["num_classes"].default
-    assert logits.shape[:2] == (BATCH, num_classes)  # (B, C) or dense (B, C, H, W)
+    if name in OUTPUT_SHAPES:  # generative: images (B, C, H, W), no classes
+        assert logits.shape == OUTPUT_SHAPES[name]
+    else:
+        num_classes = inspect.signature(get_model_builder(name)).parameters["num_classes"].default
+        assert logits.shape[:2] == (BATCH, num_classes)  # (B, C) or dense (B, C, H, W)
     assert torch.isfinite(logits).all()
     loss = sum(o.square().mean() for o in all_outputs(out))
     if hasattr(model, "forward_aux"):  # PSPNet's auxiliary head is reached in training only
@@ -152,6 +174,8 @@ def test_num_classes_and_in_channels_are_honoured(name: str) -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values()), (
         f"{name}: builder options must be keyword-only"
     )
+    if name in OUTPUT_SHAPES:
+        return  # generative models have no classes; their shape is checked above
     assert "num_classes" in params
     shape = list(input_shape(name))
     kwargs: dict[str, Any] = {"num_classes": 7}

@@ -41,8 +41,20 @@ def doctor(
         from torchdojo.cli.cmd_annotations import annotation_doctor
 
         return annotation_doctor(path, images, classes, output)
+    from torchdojo.data.ct import is_luna_folder
+
+    if is_luna_folder(path):  # candidates.csv + subset*/*.mhd: LUNA16-style CT
+        from torchdojo.cli.ct_doctor import ct_doctor
+
+        return ct_doctor(path, output)
     if is_text_data(path):
         return text_doctor(path, text_column, label_column, output)
+    from torchdojo.data.video import is_video_folder
+
+    if is_video_folder(path):  # <class>/*.mp4 (or train/<class>/...): clips, not images
+        from torchdojo.cli.video_doctor import video_doctor
+
+        return video_doctor(path, max_bad_fraction, output)
     if not path.is_dir():
         raise fail(f"{path} is not a folder; pass a folder of class subfolders or a .csv/.tsv file")
     report = scan_folder(path, max_bad_fraction=max_bad_fraction)
