@@ -13,23 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from torchdojo.engine import TensorLoader
 from torchdojo.runs import Recipe
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.generative import (
     GANSetup,
-    GANStep,
-    SampleGrid,
-    ToSignedUnit,
     build_generator,
-    finish_generator,
-    fit_players,
     gan_setup,
     generator_spec,
-    health_monitor,
     image_loaders,
-    quality_callback,
+    train_gan,
 )
 
 
@@ -80,22 +73,17 @@ def setup(cfg: Config, ctx: RunContext) -> GANSetup:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
-    task = setup(cfg, ctx)
-    assert isinstance(task.loaders.train, TensorLoader)
-    grid = SampleGrid(ctx.run_dir, player="G", z_dim=cfg.z_dim, n=cfg.grid_size, seed=cfg.seed)
-    to_unit = ToSignedUnit(cfg.image_size)
-    monitor = health_monitor(grid, task.loaders.train.x, to_unit)
-    quality = quality_callback(
-        task.model,
-        task.test_images,
-        to_unit,
-        fid_samples=cfg.fid_samples,
-        classifier=cfg.fid_classifier,
+    return train_gan(
+        ctx,
+        setup(cfg, ctx),
+        loss=cfg.loss,
+        z_dim=cfg.z_dim,
+        image_size=cfg.image_size,
+        grid_size=cfg.grid_size,
         seed=cfg.seed,
+        fid_samples=cfg.fid_samples,
+        fid_classifier=cfg.fid_classifier,
     )
-    callbacks = [grid, monitor, *([quality] if quality is not None else [])]
-    history = fit_players(ctx, task, step=GANStep(cfg.loss), callbacks=callbacks, seed=cfg.seed)
-    return finish_generator(ctx, task, history, grid, monitor=monitor)
 
 
 RECIPE = Recipe(

@@ -17,22 +17,16 @@ from typing import Annotated, Literal
 import torch
 from matplotlib.figure import Figure
 
-from torchdojo.engine import TensorLoader
 from torchdojo.models.stylegan import StyleGenerator
 from torchdojo.runs import Recipe, Setup
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.generative import (
-    GANStep,
-    SampleGrid,
-    ToSignedUnit,
     build_generator,
-    finish_generator,
-    fit_players,
     gan_setup,
     generator_spec,
-    health_monitor,
     image_loaders,
+    train_gan,
 )
 
 
@@ -92,12 +86,15 @@ def setup(cfg: Config, ctx: RunContext) -> Setup:
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     task = setup(cfg, ctx)
-    assert isinstance(task.loaders.train, TensorLoader)
-    grid = SampleGrid(ctx.run_dir, player="G", z_dim=cfg.z_dim, n=cfg.grid_size, seed=cfg.seed)
-    monitor = health_monitor(grid, task.loaders.train.x, ToSignedUnit(28))
-    callbacks = [grid, monitor]
-    history = fit_players(ctx, task, step=GANStep(cfg.loss), callbacks=callbacks, seed=cfg.seed)
-    final = finish_generator(ctx, task, history, grid, monitor=monitor)
+    final = train_gan(
+        ctx,
+        task,
+        loss=cfg.loss,
+        z_dim=cfg.z_dim,
+        image_size=28,
+        grid_size=cfg.grid_size,
+        seed=cfg.seed,
+    )
     assert isinstance(task.model, StyleGenerator)
     ctx.save_figure(style_mixing_figure(task.model, layer=cfg.mix_layer, seed=cfg.seed), "mixing")
     return final

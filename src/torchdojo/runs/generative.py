@@ -484,6 +484,43 @@ def quality_callback(
     return SampleQualityCallback(scorers, samples)
 
 
+def train_gan(
+    ctx: RunContext,
+    task: Setup,
+    *,
+    loss: Literal["bce", "hinge"],
+    z_dim: int,
+    image_size: int,
+    grid_size: int,
+    seed: int,
+    fid_samples: int = 0,
+    fid_classifier: str = "",
+) -> dict[str, float]:
+    """Train a GAN set up by :func:`gan_setup` with :class:`GANStep` and finish it.
+
+    The same fixed-noise grid every epoch, the health monitor (collapse, divergence), FID/KID
+    when ``fid_samples > 0``, then :func:`finish_generator`: what ``dcgan-mnist``,
+    ``sagan-mnist`` and ``stylegan-mnist`` share, so their runs compare directly.
+    """
+    train_x = getattr(task.loaders.train, "x", None)  # uint8 (M, C, S, S)
+    if train_x is None:
+        raise TypeError("train_gan needs in-memory training images (a TensorLoader)")
+    grid = SampleGrid(ctx.run_dir, player="G", z_dim=z_dim, n=grid_size, seed=seed)
+    to_unit = ToSignedUnit(image_size)
+    monitor = health_monitor(grid, train_x, to_unit)
+    quality = quality_callback(
+        task.model,
+        getattr(task, "test_images", None),  # a GANSetup's held-out images
+        to_unit,
+        fid_samples=fid_samples,
+        classifier=fid_classifier,
+        seed=seed,
+    )
+    callbacks = [grid, monitor, *([quality] if quality is not None else [])]
+    history = fit_players(ctx, task, step=GANStep(loss), callbacks=callbacks, seed=seed)
+    return finish_generator(ctx, task, history, grid, monitor=monitor)
+
+
 # ------------------------------------------------------------------------ finish
 def finish_generator(
     ctx: RunContext,
