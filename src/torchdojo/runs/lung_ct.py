@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import html
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torchmetrics import Metric
 
 from torchdojo.data.ct import (
     Annotation,
@@ -207,6 +208,19 @@ def chip_setup(
 def train_chips(ctx: RunContext, setup: Setup, *, seed: int, folder: str | None = None) -> History:
     """Train a chip classifier with precision/recall/F1/AUC on the held-out chips; ``folder``
     keeps a second model's checkpoints and log apart (the end-to-end run trains three)."""
+    return _fit_in(ctx, setup, binary_metrics(), chip_eval_step, "val_auc", seed, folder)
+
+
+def _fit_in(
+    ctx: RunContext,
+    setup: Setup,
+    metrics: Mapping[str, Metric],
+    eval_step: Any,
+    monitor: str,
+    seed: int,
+    folder: str | None,
+) -> History:
+    """``ctx.fit`` with checkpoints and logs under ``run_dir/folder`` when ``folder`` is given."""
     where = (
         {}
         if folder is None
@@ -217,10 +231,10 @@ def train_chips(ctx: RunContext, setup: Setup, *, seed: int, folder: str | None 
     )
     return ctx.fit(
         setup,
-        metrics=binary_metrics(),
-        eval_step=chip_eval_step,
+        metrics=metrics,
+        eval_step=eval_step,
         seed=seed,
-        monitor="val_auc",
+        monitor=monitor,
         **where,  # type: ignore[arg-type]
     )
 
@@ -379,22 +393,7 @@ def slice_setup(data: CtData, s: SliceSettings) -> Setup:
 
 def train_slices(ctx: RunContext, setup: Setup, *, seed: int, folder: str | None = None) -> History:
     """Train the slice U-Net with pixel precision, recall and Dice on the held-out slices."""
-    where = (
-        {}
-        if folder is None
-        else {
-            "checkpoint_dir": ctx.run_dir / folder / "checkpoints",
-            "log_dir": ctx.run_dir / folder,
-        }
-    )
-    return ctx.fit(
-        setup,
-        metrics=pixel_metrics(),
-        eval_step=mask_eval_step,
-        seed=seed,
-        monitor="val_dice",
-        **where,  # type: ignore[arg-type]
-    )
+    return _fit_in(ctx, setup, pixel_metrics(), mask_eval_step, "val_dice", seed, folder)
 
 
 # ------------------------------------------------------------------------- the chain
