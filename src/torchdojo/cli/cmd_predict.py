@@ -115,7 +115,9 @@ def _show_images(result: PredictResult, path: Path, top_k: int, output: Path | N
     if result.predictions:
         console.print(table)
     for bad in result.bad_files:
-        err.print(f"[yellow]skipped[/yellow] {bad.path}: {bad.reason}", highlight=False)
+        err.print(
+            f"[yellow]skipped[/yellow] {bad.path}: {bad.reason}", highlight=False, soft_wrap=True
+        )
     if output is not None:
         console.print(f"wrote {write_predictions(result, output)}")
     if not result.predictions:

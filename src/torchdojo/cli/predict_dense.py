@@ -40,7 +40,9 @@ def show_dense(run_dir: Path, path: Path, output: Path | None, score_thresh: flo
     if result.items:
         console.print(table)
     for bad in result.bad_files:
-        err.print(f"[yellow]skipped[/yellow] {bad.path}: {bad.reason}", highlight=False)
+        err.print(
+            f"[yellow]skipped[/yellow] {bad.path}: {bad.reason}", highlight=False, soft_wrap=True
+        )
     console.print(
         f"wrote {len(result.items)} drawn images and {Path(result.out_dir) / PREDICTIONS_FILE}"
     )

@@ -6,6 +6,10 @@ Bernoulli pixel logits; the loss is the negative ELBO, reconstruction + KL (writ
 :func:`torchdojo.nn.generative.gaussian_kl`), in nats per image, reported on the test set with
 its two terms. The report shows reconstructions, the test set in latent space (``z_dim=2``
 plots it directly), a walk between two digits and fixed-noise samples from the prior per epoch.
+
+Measured (``torchdojo run vae-mnist --threads 1``, seed 0, 10 epochs, ``z_dim`` 16, MNIST
+grey levels as Bernoulli targets): test negative ELBO 101.7 nats per image (reconstruction 76.8
++ KL 25.0); 442 s of CPU (447 user + 11 sys by ``time``), 522 s wall.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Annotated
 
 import torch
 
-from torchdojo.runs import Recipe, Setup
+from torchdojo.runs import Expected, Recipe, Setup
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.generative import (
@@ -114,6 +118,14 @@ RECIPE = Recipe(
         max_train_samples=64,
         max_test_samples=64,
     ),
-    expected={},  # not measured yet (one measured run per session went to dcgan-mnist)
+    cpu_minutes=7.4,  # 442 s, the run in the docstring
+    expected={
+        "test_nelbo": Expected(
+            105.0,  # measured 101.7 nats per image
+            data="MNIST train (60,000) / test (10,000)",
+            measured_by="torchdojo run vae-mnist --threads 1",
+            mode="min",
+        )
+    },
     lesson="lessons/23_vae.py",
 )
