@@ -6,6 +6,14 @@ trains on a CPU in minutes; ``image_size=64`` is the book's architecture (4 -> 8
 D and G each take an Adam step per batch on the non-saturating loss (``loss=hinge`` for the
 hinge loss); the same fixed noise is drawn through G at every epoch's end (report and
 TensorBoard), and D's accuracy on real and fake images is logged: pinned at 1 means G is losing.
+
+Measured (``torchdojo run dcgan-mnist --threads 1 --time-budget 3000 --epochs 30``: 6.2 epochs
+of full MNIST in 22 CPU-minutes on a loaded machine): legible, varied digits, no health
+warning, 1.6 % of samples nearer a training image than half the held-out median distance.
+Domain FID (features of a 0.991-accurate ``mnist-cnn``; ``benchmarks/fid_cost.py``): 15.6 for
+10,000 samples vs the 10,000 test images (real train vs test: 0.41). Inception FID (fid-helper's
+network, not bit-identical to pytorch-fid's) was scored only on 256 samples (55.9, biased
+upward at that size): the issue's FID <= 10 on 10k samples is not measured (~90 CPU-minutes).
 """
 
 from __future__ import annotations

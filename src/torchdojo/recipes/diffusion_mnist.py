@@ -155,8 +155,9 @@ RECIPE = Recipe(
     expected={},
     unmeasured=(
         "one partial run so far: stopped by its wall-clock budget after 1.18 of 2 epochs (552 "
-        "steps, 14.8 CPU-min on a loaded machine; validation noise-MSE 0.0327, EMA weights), no "
-        "FID yet; the full run is `torchdojo run diffusion-mnist --threads 1` (~25 CPU-min)"
+        "steps, 14.8 CPU-min on a loaded machine; validation noise-MSE 0.0327, EMA weights): "
+        "domain FID 177.7 on 2,000 DDIM-50 samples (DCGAN's: 15.8; real vs real: 3.3), so not "
+        "yet digits; the full run is `torchdojo run diffusion-mnist --threads 1` (~25 CPU-min)"
     ),
     lesson="lessons/24_diffusion.py",
 )
