@@ -20,6 +20,7 @@ from torchdojo.data.arrays import ArrayDataset
 from torchdojo.engine import Callback, History, Loaders, StepOutput, TensorLoader, Trainer
 from torchdojo.engine.callbacks import EvalOutput
 from torchdojo.engine.ema import EMA
+from torchdojo.runs.generative import to_signed
 
 
 class Sampler(Protocol):
@@ -29,11 +30,6 @@ class Sampler(Protocol):
         self, n: int, *, generator: torch.Generator | None = ..., steps: int = ...
     ) -> Tensor:
         """``n`` images (n, C, H, W) in [-1, 1]."""
-
-
-def to_signed(x: Tensor) -> Tensor:
-    """uint8 images in [0, 255] -> float in [-1, 1] (what a tanh generator or DDPM outputs)."""
-    return x.float() / 127.5 - 1.0
 
 
 def signed_loaders(

@@ -55,6 +55,11 @@ GRID_DIR = Path("plots") / "samples"
 
 
 # ----------------------------------------------------------------------------- data
+def to_signed(x: Tensor) -> Tensor:
+    """uint8 images in [0, 255] -> float in [-1, 1] (what a tanh generator or DDPM outputs)."""
+    return x.float() / 127.5 - 1.0
+
+
 class ToSignedUnit:
     """uint8 images (B, C, 28, 28) -> float in [-1, 1], resized to ``image_size`` (bilinear)."""
 
@@ -62,7 +67,7 @@ class ToSignedUnit:
         self.image_size = image_size
 
     def __call__(self, x: Tensor) -> Tensor:
-        x = x.float() / 127.5 - 1.0  # [0, 255] -> [-1, 1]
+        x = to_signed(x)
         if x.shape[-1] != self.image_size:
             size = (self.image_size, self.image_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
