@@ -35,6 +35,7 @@ OPTION_CASES = [
     ["--threads", "-2"],
     ["--time-budget", "0"],
     ["--time-budget", "-5"],
+    ["--cpu-budget", "0"],
     ["--checkpoint-every", "0"],
     ["--device", "cuda"],
     ["--device", "bogus"],

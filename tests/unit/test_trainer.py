@@ -150,6 +150,9 @@ def test_early_stopping_and_max_steps_and_time_budget() -> None:
     assert trainer.state.step == 5 and len(trainer.history.records) == 1
     trainer, _ = fit(TrainerConfig(epochs=1000, device="cpu", time_budget=0.3))
     assert "time budget" in (trainer.stop_reason or "") and trainer.state.epoch < 1000
+    trainer, _ = fit(TrainerConfig(epochs=1000, device="cpu", cpu_budget=0.3))
+    assert "CPU budget" in (trainer.stop_reason or "") and trainer.state.epoch < 1000
+    assert 0.3 <= trainer.state.train_cpu == trainer.history.last()["train_cpu"]
 
 
 def test_bf16_autocast_trains_and_fp16_on_cpu_is_refused() -> None:

@@ -218,6 +218,13 @@ def run(
     time_budget: Annotated[
         float | None, typer.Option(help="Stop training cleanly after this many seconds.")
     ] = None,
+    cpu_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop training cleanly after this many CPU seconds of training steps "
+            "(per model; unlike --time-budget, fair on a busy machine)."
+        ),
+    ] = None,
     checkpoint_every: Annotated[
         int | None, typer.Option(help="Also checkpoint every N optimizer steps.")
     ] = None,
@@ -242,6 +249,7 @@ def run(
         resume=resume,
         threads=threads,
         time_budget=time_budget,
+        cpu_budget=cpu_budget,
         checkpoint_every=checkpoint_every,
         progress=progress,
         seed=seed,

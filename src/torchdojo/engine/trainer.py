@@ -46,6 +46,10 @@ class TrainerConfig:
         epochs: Passes over the training data.
         max_steps: Stop after this many optimizer steps (None: no limit).
         time_budget: Stop cleanly after this many seconds of training (None: no limit).
+        cpu_budget: Stop cleanly after the training steps used this many seconds of this
+            process's CPU time (``time.process_time``: all its threads; None: no limit). Unlike
+            ``time_budget`` it does not shrink when other jobs share the machine, so runs
+            compared "at equal CPU time" are.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: ``"32"``, ``"bf16"`` (autocast) or ``"16"`` (autocast + GradScaler, CUDA only).
         compile: Wrap the model in ``torch.compile`` (off by default: on CPU it is slower to
@@ -69,6 +73,7 @@ class TrainerConfig:
     epochs: int = 1
     max_steps: int | None = None
     time_budget: float | None = None
+    cpu_budget: float | None = None
     device: str = "auto"
     precision: Precision = "32"
     compile: bool = False
@@ -104,6 +109,7 @@ class TrainState:
     batch_in_epoch: int = 0
     best: float | None = None
     train_time: float = 0.0
+    train_cpu: float = 0.0  # process CPU seconds of the training steps (all threads)
     num_threads: int = 0  # the CPU thread count chosen at the first step, kept on resume
 
 
@@ -289,17 +295,18 @@ class Trainer:
             )
         meter = _LossMeter(self.device)
         window = _LossMeter(self.device)
-        tick = time.perf_counter()
+        tick, cpu_tick = time.perf_counter(), time.process_time()
         for batch in loader:
             if not self._threads_chosen:  # once, before the clock starts: it is set-up time
                 self._choose_threads(self._to_device(batch))
-                tick = time.perf_counter()
+                tick, cpu_tick = time.perf_counter(), time.process_time()
                 window.reset()
             output = self._run_step(batch)
             window.add(output.loss, output.batch_size, output.values)
-            now = time.perf_counter()
+            now, cpu_now = time.perf_counter(), time.process_time()
             self.state.train_time += now - tick
-            tick = now
+            self.state.train_cpu += cpu_now - cpu_tick
+            tick, cpu_tick = now, cpu_now
             if output.optimizer_stepped and self._is_log_step():
                 meter.merge(window)
                 output.log = self._log_row(window)
@@ -426,6 +433,7 @@ class Trainer:
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
         record["train_time"] = self.state.train_time
+        record["train_cpu"] = self.state.train_cpu
         self.history.append(record)
         finished_epoch = self.state.batch_in_epoch == 0
         if finished_epoch:
@@ -447,6 +455,8 @@ class Trainer:
             self.request_stop(f"reached max_steps={cfg.max_steps}")
         if cfg.time_budget is not None and self.state.train_time >= cfg.time_budget:
             self.request_stop(f"time budget of {cfg.time_budget:g} s spent")
+        if cfg.cpu_budget is not None and self.state.train_cpu >= cfg.cpu_budget:
+            self.request_stop(f"CPU budget of {cfg.cpu_budget:g} CPU-s spent")
         if self._signal is not None:
             return True
         if (

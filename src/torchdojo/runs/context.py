@@ -93,9 +93,10 @@ class RunContext:
 
         ``config`` holds :class:`~torchdojo.engine.TrainerConfig` fields; an unknown key raises
         (a setting that is silently dropped is a bug). The CLI's ``--device``, ``--precision``,
-        ``--compile``, ``--threads``, ``--time-budget``, ``--checkpoint-every`` and ``--seed``
-        override the recipe's values, except a ``time_budget`` the recipe passes: its share of
-        ``--time-budget`` (cifar10-zoo splits it between its models). Checkpoints go to ``checkpoint_dir`` (default
+        ``--compile``, ``--threads``, ``--time-budget``, ``--cpu-budget`` (each trainer's),
+        ``--checkpoint-every`` and ``--seed`` override the recipe's values, except a
+        ``time_budget`` the recipe passes: its share of ``--time-budget`` (cifar10-zoo splits
+        it between its models). Checkpoints go to ``checkpoint_dir`` (default
         ``run_dir/checkpoints``) and ``metrics.jsonl`` to ``log_dir`` (default ``run_dir``): a
         run that trains several models in turn gives each its own.
         """
@@ -112,6 +113,7 @@ class RunContext:
             "compile": opts.compile or None,
             "num_threads": opts.threads,
             "time_budget": opts.time_budget,
+            "cpu_budget": opts.cpu_budget,
             "checkpoint_every": opts.checkpoint_every,
             "seed": opts.seed,
         }

@@ -119,12 +119,13 @@ class RunOptions:
     resume: str | None = None
     threads: int | None = None
     time_budget: float | None = None
+    cpu_budget: float | None = None
     checkpoint_every: int | None = None
     progress: bool = True
     seed: int | None = None
 
-    def validated(self) -> RunOptions:
-        """These options, checked; raises :class:`ConfigError` naming the option and the fix."""
+    def _check_numbers(self) -> None:
+        """Counts are whole numbers >= 1 and budgets positive seconds, else ConfigError."""
         positive_ints = {
             "--epochs": self.epochs,
             "--threads": self.threads,
@@ -133,8 +134,14 @@ class RunOptions:
         for flag, value in positive_ints.items():
             if value is not None and value < 1:
                 raise ConfigError(f"{flag} {value}: must be a whole number >= 1")
-        if self.time_budget is not None and not (self.time_budget > 0):
-            raise ConfigError(f"--time-budget {self.time_budget:g}: must be > 0 seconds")
+        budgets = {"--time-budget": self.time_budget, "--cpu-budget": self.cpu_budget}
+        for flag, budget in budgets.items():
+            if budget is not None and not (budget > 0):
+                raise ConfigError(f"{flag} {budget:g}: must be > 0 seconds")
+
+    def validated(self) -> RunOptions:
+        """These options, checked; raises :class:`ConfigError` naming the option and the fix."""
+        self._check_numbers()
         if self.precision not in {"32", "bf16", "16"}:
             raise ConfigError(f"--precision {self.precision!r}: use 32, bf16 or 16 (16: CUDA only)")
         if self.seed is not None and not 0 <= self.seed < 2**32:
