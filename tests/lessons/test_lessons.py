@@ -1,6 +1,7 @@
 """Every lesson runs top to bottom in smoke mode, and its assertions hold.
 
-Each lesson is executed as a plain script in a fresh interpreter (``python lesson.py``) with
+Each lesson is executed as a plain script (as ``python lesson.py`` would run it, in a fork of a
+warm interpreter that has imported torch & co. once: tests/lessons/zygote.py) with
 ``TORCHDOJO_SMOKE=1`` and the Agg backend, so a failed ``assert`` in a lesson fails its test.
 One lesson also runs as a real notebook (jupytext -> nbclient) to prove the percent format
 works in Jupyter. The selected lessons start together on a pool of one worker per core (each
@@ -9,9 +10,12 @@ lesson runs on one thread), so the suite uses every core; each test waits for it
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,24 +26,57 @@ ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.py"))
 
 
+LESSON_ENV = {
+    "TORCHDOJO_SMOKE": "1",
+    "MPLBACKEND": "Agg",
+    "OMP_NUM_THREADS": "1",  # small models: one thread is faster and steadier
+}
+_zygotes = threading.local()
+
+
 def run_lesson(path: Path, out: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run one lesson file in smoke mode in a fresh interpreter."""
-    env = {
-        **os.environ,
-        "TORCHDOJO_SMOKE": "1",
-        "TORCHDOJO_LESSON_OUT": str(out),
-        "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",  # small models: one thread is faster and steadier
-    }
-    return subprocess.run(
-        [sys.executable, str(path)],
-        env=env,
-        cwd=out,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run one lesson file in smoke mode as a script, in a fork of this thread's warm zygote
+    (tests/lessons/zygote.py: the imports are paid once), or in a fresh interpreter where
+    there is no ``os.fork``."""
+    if not hasattr(os, "fork"):
+        env = {**os.environ, **LESSON_ENV, "TORCHDOJO_LESSON_OUT": str(out)}
+        return subprocess.run(
+            [sys.executable, str(path)],
+            env=env,
+            cwd=out,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    zygote = _zygote()
+    request = {"path": str(path.resolve()), "out": str(out.resolve()), "timeout": timeout}
+    assert zygote.stdin is not None and zygote.stdout is not None
+    zygote.stdin.write(json.dumps(request) + "\n")
+    zygote.stdin.flush()
+    reply = zygote.stdout.readline()
+    assert reply, f"the lesson zygote died running {path.name} (exit {zygote.poll()})"
+    read = {s: (out / f".lesson.{s}").read_text(errors="replace") for s in ("stdout", "stderr")}
+    rc = json.loads(reply)["rc"]
+    return subprocess.CompletedProcess([str(path)], rc, read["stdout"], read["stderr"])
+
+
+def _zygote() -> subprocess.Popen[str]:
+    """This thread's zygote, started (and warmed) on first use, stopped at exit."""
+    zygote: subprocess.Popen[str] | None = getattr(_zygotes, "proc", None)
+    if zygote is None or zygote.poll() is not None:
+        zygote = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("zygote.py"))],
+            env={**os.environ, **LESSON_ENV},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert zygote.stdout is not None
+        assert json.loads(zygote.stdout.readline() or "{}").get("ready"), "zygote failed to start"
+        atexit.register(zygote.kill)
+        _zygotes.proc = zygote
+    return zygote
 
 
 def test_lessons_are_collected() -> None:
