@@ -292,10 +292,22 @@ def _render_nodule(
     )
     region = scan.hu[index]
     scan.hu[index] = region + weight * (target + grain - region)
-    size_term = (diameter - 10.0) / 5.0
-    malignant = 1.6 * size_term + 5.0 * (spiculation - 0.4) + rng.normal(0.0, 0.6) > 0
+    malignant = malignancy_logit(diameter, spiculation) + rng.normal(0.0, MALIGNANCY_NOISE) > 0
     xyz = (float(center[0]), float(center[1]), float(center[2]))
     return Nodule(xyz, round(diameter, 2), kind, round(spiculation, 3), bool(malignant))
+
+
+MALIGNANCY_NOISE = 0.6  # sd of the logistic's noise: a nodule is malignant when logit + noise > 0
+
+
+def malignancy_logit(diameter_mm: float, spiculation: float) -> float:
+    """The noise-free malignancy score the twin draws its labels from (a nodule is malignant
+    when this plus N(0, ``MALIGNANCY_NOISE``) is above 0): size and spiculation, as
+    radiologists weigh them. Its P(malignant) = Phi(logit / noise) is a monotone function of
+    it, so this is the best possible score (the ceiling of any classifier's ROC AUC).
+    """
+    size_term = (diameter_mm - 10.0) / 5.0
+    return 1.6 * size_term + 5.0 * (spiculation - 0.4)
 
 
 # ---------------------------------------------------------------- candidates
