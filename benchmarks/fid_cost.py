@@ -20,17 +20,30 @@ digits, with published FIDs.
         [--checkpoint RUN_DIR/checkpoints/step-N.safetensors --model dcgan-28 \\
          --model-kwargs '{"z_dim": 100, "width": 64}']   # a run still training
 
+Several ``--run`` at once score each the same way (the real features are computed once) and end
+with one markdown table: training CPU-minutes and epochs (from the run folder), domain FID/KID,
+Inception FID/KID, the fraction of copied samples and the sampling CPU-ms per image. A
+diffusion model samples with ``--sample-steps`` DDIM steps (default: its own); ``--no-rates``
+skips the throughput probe.
+
+    python benchmarks/fid_cost.py --no-rates --n 10000 --inception-n 1000 \
+        --classifier MNIST_CNN_RUN_DIR --run DCGAN_RUN --run SAGAN_RUN --run DIFFUSION_RUN
+
 The last lines read ``inception_images_per_s: <value>`` (wall), ``inception_images_per_cpu_s``,
-the same for ``domain_`` and, with ``--run``, one ``<name>: <value>`` line per score.
+the same for ``domain_`` and, with ``--run``, one ``<name>: <value>`` line per score (prefixed
+by a ``## RUN_DIR`` line per run), then the table when there are several runs. ``*_cpu_s``
+values are this process's CPU seconds for that stage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -63,11 +76,12 @@ def images_per_s(net: nn.Module, *, batches: int, batch_size: int) -> tuple[floa
     return statistics.median(wall), statistics.median(cpu)
 
 
-def generator(args: argparse.Namespace) -> nn.Module:
+def generator(args: argparse.Namespace, run: Path | None) -> nn.Module:
     """The run's generator: its bundle, or (``--checkpoint``) a training checkpoint's player
     ``--player`` in a model built as ``--model`` with ``--model-kwargs`` (a run still training)."""
     if args.checkpoint is None:
-        return load_bundle(args.run)[0]
+        assert run is not None
+        return load_bundle(run)[0]
     model = create_model(args.model, **json.loads(args.model_kwargs))
     prefix = f"s.models.{args.player}."
     state = load_file(str(args.checkpoint))
@@ -75,29 +89,36 @@ def generator(args: argparse.Namespace) -> nn.Module:
     return model.eval()
 
 
-def scores(args: argparse.Namespace, domain: ClassifierFeatures | None) -> dict[str, float]:
-    """FID/KID (Inception and domain) and the memorisation check of ``args.run``'s samples."""
+def scores(
+    args: argparse.Namespace, domain: ClassifierFeatures | None, run: Path | None
+) -> dict[str, float]:
+    """FID/KID (Inception and domain) and the memorisation check of ``run``'s samples."""
     test = resolve_idx_dataset(args.dataset, "test", root=args.data_dir, download=False)
     train = resolve_idx_dataset(args.dataset, "train", root=args.data_dir, download=False)
     real = test.x[: args.n_real].float() / 255  # (N, 1, 28, 28) in [0, 1]
-    model = generator(args)
-    start = time.perf_counter()
-    samples = to_unit_range(sample_images(model, args.n, seed=args.seed))  # (n, C, H, W)
+    model = generator(args, run)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    samples = sample_images(model, args.n, seed=args.seed, steps=sampler_steps(args, model))
+    samples = to_unit_range(samples)  # (n, C, H, W)
     out: dict[str, float] = {"sampling_s": time.perf_counter() - start}
+    out["sampling_cpu_s"] = time.process_time() - start_cpu
+    out["sample_cpu_ms_per_image"] = 1000 * out["sampling_cpu_s"] / args.n
     if domain is not None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         score = SampleScorer(domain, real, batch_size=256).score(samples, seed=args.seed)
         out |= {"domain_fid": score.fid, "domain_kid": score.kid_mean}
         out["domain_s"] = time.perf_counter() - start
+        out["domain_cpu_s"] = time.process_time() - start_cpu
         # the floor at this size: real training images scored as if they were samples
         floor = SampleScorer(domain, real, batch_size=256).score(train.x[: args.n].float() / 255)
         out |= {"domain_fid_train_vs_test": floor.fid, "domain_kid_train_vs_test": floor.kid_mean}
     if args.inception_n > 0:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         scorer = SampleScorer(InceptionFeatures(), real[: args.inception_n], batch_size=32)
         score = scorer.score(samples[: args.inception_n], seed=args.seed)
         out |= {"fid": score.fid, "kid": score.kid_mean, "kid_std": score.kid_std}
         out["inception_s"] = time.perf_counter() - start
+        out["inception_cpu_s"] = time.process_time() - start_cpu
         if args.inception_floor:  # FID is biased upward at small n: real vs real, same n
             floor = scorer.score(train.x[: args.inception_n].float() / 255, seed=args.seed)
             out |= {"fid_train_vs_test": floor.fid, "kid_train_vs_test": floor.kid_mean}
@@ -108,12 +129,75 @@ def scores(args: argparse.Namespace, domain: ClassifierFeatures | None) -> dict[
     return out
 
 
+def sampler_steps(args: argparse.Namespace, model: nn.Module) -> int | None:
+    """``--sample-steps`` for a model that samples in steps (diffusion), else None."""
+    return args.sample_steps if callable(getattr(model, "sample", None)) else None
+
+
+def run_facts(run: Path) -> dict[str, Any]:
+    """What the run folder says about its training: recipe, CPU seconds of the training steps
+    (the process's total where the run predates ``train_cpu``), epochs done, copied fraction."""
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    env = json.loads((run / "env.json").read_text())
+    summary = json.loads((run / "summary.json").read_text()).get("metrics", {})
+    cpu = [r["train_cpu"] for r in records if "train_cpu" in r]
+    if "train_cpu" in summary:  # a resumed run's env.json counts the last process only
+        cpu.append(summary["train_cpu"])
+    cfg = config.get("config", {})
+    n_train = cfg.get("max_train_samples") or 60_000
+    steps = max((int(r.get("step", 0)) for r in records), default=0)
+    return {
+        "recipe": config.get("recipe", run.name),
+        "train_cpu_s": cpu[-1] if cpu else float(env["cpu_time_s"]),
+        "train_cpu_is_process": not cpu,
+        "process_cpu_s": float(env["cpu_time_s"]),
+        "epochs": steps * int(cfg.get("batch_size", 64)) / n_train,
+        "run_fraction_copied": summary.get("fraction_copied", math.nan),
+    }
+
+
+def fmt(value: float | None, spec: str) -> str:
+    """``value`` formatted, or "-" when missing."""
+    if value is None or math.isnan(value):
+        return "-"
+    return format(value, spec)
+
+
+def markdown_table(
+    rows: list[tuple[dict[str, Any], dict[str, float]]], args: argparse.Namespace
+) -> str:
+    """One line per run: training cost and every score, in the order of ``--run``."""
+    n, k = f"{args.n:,}", f"{args.inception_n:,}"
+    lines = [
+        f"| model | training CPU-min | epochs | domain FID ({n}) | domain KID ({n}) "
+        f"| Inception FID ({k}) | Inception KID ({k}) | copied | sample CPU-ms/image |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for facts, score in rows:
+        star = "*" if facts["train_cpu_is_process"] else ""
+        lines.append(
+            f"| {facts['recipe']} | {fmt(facts['train_cpu_s'] / 60, '.1f')}{star} "
+            f"| {fmt(facts['epochs'], '.2f')} | {fmt(score.get('domain_fid'), '.2f')} "
+            f"| {fmt(score.get('domain_kid'), '.3g')} | {fmt(score.get('fid'), '.1f')} "
+            f"| {fmt(score.get('kid'), '.3g')} | {fmt(score.get('copied_fraction'), '.3f')} "
+            f"| {fmt(score.get('sample_cpu_ms_per_image'), '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--run", type=Path, help="A finished generative run folder.")
+    parser.add_argument(
+        "--run", type=Path, action="append", default=[], help="A finished run folder (repeat)."
+    )
+    parser.add_argument("--sample-steps", type=int, default=None, help="Diffusion sampler steps.")
+    parser.add_argument("--no-rates", action="store_true", help="Skip the throughput probe.")
     parser.add_argument("--checkpoint", type=Path, help="A training checkpoint instead.")
     parser.add_argument("--model", default="dcgan-28", help="With --checkpoint: the builder.")
     parser.add_argument("--model-kwargs", default="{}", help="With --checkpoint: JSON kwargs.")
@@ -130,15 +214,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     domain = ClassifierFeatures.from_run(args.classifier) if args.classifier else None
     rates: dict[str, float] = {}
-    wall, cpu = images_per_s(InceptionFeatures(), batches=args.batches, batch_size=args.batch_size)
-    rates |= {"inception_images_per_s": wall, "inception_images_per_cpu_s": cpu}
-    if domain is not None:
-        wall, cpu = images_per_s(domain, batches=args.batches, batch_size=256)
-        rates |= {"domain_images_per_s": wall, "domain_images_per_cpu_s": cpu}
-    results = scores(args, domain) if args.run or args.checkpoint else {}
+    if not args.no_rates:
+        net = InceptionFeatures()
+        wall, cpu = images_per_s(net, batches=args.batches, batch_size=args.batch_size)
+        rates |= {"inception_images_per_s": wall, "inception_images_per_cpu_s": cpu}
+        if domain is not None:
+            wall, cpu = images_per_s(domain, batches=args.batches, batch_size=256)
+            rates |= {"domain_images_per_s": wall, "domain_images_per_cpu_s": cpu}
     print(f"threads={args.threads}; {FID_CAVEAT}")
-    for name, value in {**rates, **results}.items():
+    for name, value in rates.items():
         print(f"{name}: {value:.4g}")
+    runs: list[Path | None] = list(args.run) or ([None] if args.checkpoint else [])
+    rows = []
+    for run in runs:
+        results = scores(args, domain, run)
+        print(f"## {run if run is not None else args.checkpoint}", flush=True)
+        for name, value in results.items():
+            print(f"{name}: {value:.4g}", flush=True)
+        if run is not None and args.checkpoint is None:
+            rows.append((run_facts(run), results))
+    if len(rows) > 1:
+        print(markdown_table(rows, args))
+        print(f"*: the run's whole process CPU time (it predates train_cpu). {FID_CAVEAT}.")
 
 
 if __name__ == "__main__":
