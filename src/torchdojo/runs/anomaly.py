@@ -12,7 +12,8 @@ Five scorers, each timed per image (CPU seconds) and judged by AUROC (torchmetri
   discriminator's penultimate feature, lambda = 0.1 as in the paper and seed 003 ch6); the
   final loss is the score. Batched: images do not interact (G and D in eval mode).
 - ``efficientgan``: the same score in one pass, with z = E(x) from the BiGAN encoder and f the
-  joint discriminator's feature of (x, z) (Zenati et al., 2018).
+  joint discriminator's feature of (x, z) (Zenati et al., 2018); E and G are optionally also
+  trained on the cycle term ``|x - G(E(x))|_1`` (``cycle_weight``, ALICE, Li et al., 2017).
 
 Taught in lessons/25_anomaly.py. Recipes: anomaly-mnist, anomaly-folder.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,6 +60,8 @@ class AnomalyOptions:
         anogan_steps: Adam steps on z per test image.
         anogan_lr: Adam learning rate of the latent search.
         lambda_disc: Weight of the discrimination loss in the GAN scores.
+        cycle_weight: Weight of EfficientGAN's cycle term ``|x - G(E(x))|_1`` (mean per pixel)
+            in the E/G loss; 0 is the plain BiGAN game.
         knn_k: Neighbours averaged by k-NN.
         knn_features: ``mobilenet`` (ImageNet features) or ``pixels``.
     """
@@ -72,6 +76,7 @@ class AnomalyOptions:
     anogan_steps: int = 100
     anogan_lr: float = 0.05
     lambda_disc: float = 0.1
+    cycle_weight: float = 30.0
     knn_k: int = 1
     knn_features: str = "mobilenet"
 
@@ -241,9 +246,15 @@ def gan_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> StepOutput:
     return StepOutput(loss=(d_loss + g_loss).detach(), batch_size=len(x), values=values)
 
 
-def efficientgan_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> StepOutput:
+def efficientgan_step(
+    trainer: Trainer, batch: tuple[Tensor, Tensor], *, cycle_weight: float = 0.0
+) -> StepOutput:
     """EfficientGAN's three players: D tells (x, E(x)) from (G(z), z); E and G, stepped
-    together, make it say the opposite (the BiGAN game, whose optimum has E = G^-1)."""
+    together, make it say the opposite (the BiGAN game, whose optimum has E = G^-1).
+
+    With ``cycle_weight`` > 0, E and G also minimise ``cycle_weight * |x - G(E(x))|_1`` (mean
+    per pixel): ALICE's explicit cycle term (Li et al., 2017), which keeps E from collapsing
+    onto a few codes that the adversarial game alone tolerates."""
     x, _ = batch
     E, G, D = trainer.models["E"], trainer.models["G"], trainer.models["D"]  # noqa: N806
     z = torch.randn(len(x), _z_dim(trainer), device=x.device)
@@ -252,12 +263,17 @@ def efficientgan_step(trainer: Trainer, batch: tuple[Tensor, Tensor]) -> StepOut
         d_loss = _bce(D(x, z_real.detach())[0], True) + _bce(D(x_fake.detach(), z)[0], False)
     trainer.backward(d_loss)
     trainer.step_optimizer("D")
+    values = {"d_loss": d_loss.detach()}
     with trainer.autocast():
         ge_loss = _bce(D(x, z_real)[0], False) + _bce(D(x_fake, z)[0], True)
+        values["ge_loss"] = ge_loss.detach()
+        if cycle_weight > 0:
+            cycle = (x - G(z_real)).abs().mean()  # no randomness: the global RNG is untouched
+            ge_loss = ge_loss + cycle_weight * cycle
+            values["cycle"] = cycle.detach()
     trainer.backward(ge_loss)
     trainer.step_optimizer("G")
     trainer.step_optimizer("E")
-    values = {"d_loss": d_loss.detach(), "ge_loss": ge_loss.detach()}
     return StepOutput(loss=(d_loss + ge_loss).detach(), batch_size=len(x), values=values)
 
 
@@ -277,7 +293,8 @@ def train_gan(
 def train_efficientgan(
     trainer: Trainer, x: Tensor, opts: AnomalyOptions, *, seed: int
 ) -> tuple[Encoder, DCGANGenerator, JointDiscriminator]:
-    """Fit EfficientGAN's E, G (the same generator as AnoGAN's) and D(x, z) on ``x``."""
+    """Fit EfficientGAN's E, G (the same generator as AnoGAN's) and D(x, z) on ``x``, with
+    ``opts.cycle_weight`` times the cycle term ``|x - G(E(x))|_1`` in the E/G loss."""
     c, zd, w = x.shape[1], opts.latent_dim, opts.width
     E = Encoder(latent_dim=zd, width=w, in_channels=c)  # noqa: N806
     G = DCGANGenerator(z_dim=zd, channels=c, width=w)  # noqa: N806
@@ -285,7 +302,8 @@ def train_efficientgan(
     models: dict[str, nn.Module] = {"E": E, "G": G, "D": D}
     optimizers = {k: _adam(m.parameters(), opts.gan_lr, gan=True) for k, m in models.items()}
     loaders = _loader(x, batch_size=opts.batch_size, seed=seed)
-    trainer.fit(models, loaders, optimizer=optimizers, step=efficientgan_step)
+    step = partial(efficientgan_step, cycle_weight=opts.cycle_weight)
+    trainer.fit(models, loaders, optimizer=optimizers, step=step)
     return E.eval(), G.eval(), D.eval()
 
 
