@@ -60,6 +60,7 @@ def test_bundle_rebuilds_a_sampler_with_its_schedule(smoke_run: Path) -> None:
     images = model.sample(3, generator=torch.Generator().manual_seed(0), steps=4)
     assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1
     plots = {p.name for p in (run / "plots").iterdir()}
-    assert {"samples_epoch_001.png", "samples_final.png"} <= plots
-    assert "samples_epoch_001" in (run / "report.html").read_text(encoding="utf-8")
+    assert {"samples_by_epoch.png", "samples_final.png"} <= plots
+    assert (run / "plots" / "samples" / "epoch_001.png").stat().st_size > 100  # the epoch's grid
+    assert "samples_by_epoch" in (run / "report.html").read_text(encoding="utf-8")
     assert any((run / "tensorboard").iterdir())

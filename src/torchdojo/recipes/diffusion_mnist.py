@@ -44,13 +44,14 @@ from torchdojo.runs.classify import load_split_pair
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.diffusion import (
-    SampleGrid,
     averaged,
     diffusion_eval_step,
     diffusion_step,
+    ema_sampler,
     sample_grid_figure,
     signed_loaders,
 )
+from torchdojo.runs.generative import SampleGrid
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,8 @@ def setup(cfg: Config, ctx: RunContext) -> Setup:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     task = setup(cfg, ctx)
     ema = EMA(cfg.ema_decay)
-    grids = SampleGrid(
-        ctx.save_figure, steps=cfg.grid_steps, seed=cfg.seed, ema=ema, log_dir=ctx.run_dir
-    )
+    draw = ema_sampler(ema, n=16, steps=cfg.grid_steps, seed=cfg.seed)
+    grids = SampleGrid(ctx.run_dir, n=16, draw=draw)
     history = ctx.fit(
         task,
         step=diffusion_step,
@@ -137,6 +137,9 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         sample_cpu = (time.process_time() - start) / cfg.final_samples
     title = f"{cfg.final_samples} samples, DDIM {cfg.sample_steps} steps (EMA weights)"
     ctx.save_figure(sample_grid_figure(images, title), "samples_final")
+    progress = grids.progress_figure()
+    if progress is not None:
+        ctx.save_figure(progress, "samples_by_epoch")
     ema.copy_to(model)  # the bundle holds the average, which samples better
     assert task.spec is not None
     ctx.save_model(model, task.spec)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -17,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
 from torchdojo.data.arrays import ArrayDataset
-from torchdojo.engine import Callback, History, Loaders, StepOutput, TensorLoader, Trainer
+from torchdojo.engine import Loaders, StepOutput, TensorLoader, Trainer
 from torchdojo.engine.callbacks import EvalOutput
 from torchdojo.engine.ema import EMA
 from torchdojo.runs.generative import to_signed
@@ -96,57 +95,25 @@ def averaged(model: nn.Module, ema: EMA | None) -> Iterator[nn.Module]:
         yield model
 
 
-class SampleGrid(Callback):
-    """After every epoch, sample from fixed noise and hand the grid to ``save`` (the report) and
-    TensorBoard (``samples`` image under ``log_dir/tensorboard``).
+def ema_sampler(
+    ema: EMA | None, *, n: int = 16, steps: int = 25, seed: int = 0
+) -> Callable[[Trainer], Tensor]:
+    """The ``draw`` of a :class:`~torchdojo.runs.generative.SampleGrid` for a diffusion model:
+    ``n`` samples in [-1, 1] from the same seeded noise every epoch, ``steps`` DDIM steps, with
+    the EMA weights when there is an average (they sample better)."""
 
-    Args:
-        save: Called with the figure and a name, e.g. ``RunContext.save_figure``.
-        n: Images per grid.
-        steps: Sampler steps (DDIM below ``T``).
-        seed: Seeds the noise: the same noise every epoch, so grids show progress.
-        ema: Sample with this average of the weights when given.
-        log_dir: Where TensorBoard's event files go (None: no TensorBoard image).
-    """
-
-    def __init__(
-        self,
-        save: Callable[[Figure, str], None],
-        *,
-        n: int = 16,
-        steps: int = 25,
-        seed: int = 0,
-        ema: EMA | None = None,
-        log_dir: Path | None = None,
-    ) -> None:
-        self.save, self.n, self.steps, self.seed, self.ema = save, n, steps, seed, ema
-        self.log_dir = log_dir
-        self.last: Tensor | None = None
-
-    def on_epoch_end(self, trainer: Trainer, history: History) -> None:
+    def draw(trainer: Trainer) -> Tensor:
         model: Sampler = trainer.unwrapped_model  # type: ignore[assignment]
-        generator = torch.Generator(device=trainer.device).manual_seed(self.seed)
-        with averaged(trainer.unwrapped_model, self.ema):
-            images = model.sample(self.n, generator=generator, steps=self.steps).cpu()
-        self.last = images
-        epoch = int(history.last()["epoch"]) + 1
-        title = f"epoch {epoch}: {self.n} samples, {self.steps} sampler steps, fixed noise"
-        self.save(sample_grid_figure(images, title), f"samples_epoch_{epoch:03d}")
-        if self.log_dir is not None:
-            self._tensorboard(images, trainer.state.step)
+        generator = torch.Generator(device=trainer.device).manual_seed(seed)
+        with averaged(trainer.unwrapped_model, ema):
+            return model.sample(n, generator=generator, steps=steps)
 
-    def _tensorboard(self, images: Tensor, step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-        from torchvision.utils import make_grid
-
-        assert self.log_dir is not None
-        with SummaryWriter(log_dir=str(self.log_dir / "tensorboard")) as writer:
-            writer.add_image("samples", make_grid((images + 1) / 2, nrow=8), step)
+    return draw
 
 
 __all__ = [
-    "SampleGrid",
     "averaged",
+    "ema_sampler",
     "diffusion_eval_step",
     "diffusion_step",
     "sample_grid_figure",

@@ -346,34 +346,45 @@ class SampleGrid(Callback):
     The noise comes from a private generator (the training RNG is untouched, so resume stays
     exact); the generator runs in eval mode (batch-norm running statistics, no spectral-norm
     power iteration) and is put back as it was. Each grid goes to ``plots/samples/`` and, as an
-    image, to TensorBoard; :meth:`progress_figure` puts up to 8 epochs side by side.
+    image, to TensorBoard; :meth:`progress_figure` puts up to 8 epochs side by side. A model
+    that is not one call from noise (a diffusion model's sampler) passes ``draw`` instead.
 
     Args:
         run_dir: The run folder.
         player: Name of the generating model in the trainer (``"G"``, or ``"model"`` for a VAE).
-        z_dim: Length of the noise vector.
+        z_dim: Length of the noise vector (needed unless ``draw`` is given).
         n: Samples per grid.
         seed: Seed of the fixed noise.
         tensorboard: Also write the grids to ``run_dir/tensorboard``.
+        draw: ``draw(trainer) -> (n, C, S, S)`` images in [-1, 1], the same every epoch for
+            the same weights, replacing the fixed noise through ``player`` (e.g.
+            :func:`torchdojo.runs.diffusion.ema_sampler`).
     """
 
     def __init__(
         self,
         run_dir: Path,
         *,
-        player: str,
-        z_dim: int,
+        player: str = "G",
+        z_dim: int | None = None,
         n: int = 64,
         seed: int = 0,
         tensorboard: bool = True,
+        draw: Callable[[Trainer], Tensor] | None = None,
     ) -> None:
+        if draw is None and z_dim is None:
+            raise ValueError("SampleGrid needs z_dim (noise through the generator) or draw")
         self.run_dir, self.player, self.tensorboard = run_dir, player, tensorboard
-        self.noise = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+        self.n, self.draw = n, draw
+        self.noise = torch.randn(n, z_dim or 1, generator=torch.Generator().manual_seed(seed))
         self.last: Tensor | None = None  # the latest grid's samples (N, C, S, S)
         self._writer: Any = None
 
     def samples(self, trainer: Trainer) -> Tensor:
-        """The fixed noise through the generator (N, C, S, S) in [-1, 1]."""
+        """The fixed noise through the generator (or ``draw``'s images), (N, C, S, S) in [-1, 1]."""
+        if self.draw is not None:
+            with torch.no_grad():
+                return self.draw(trainer).float().cpu()
         model = trainer.unwrapped_models[self.player]
         was_training = model.training
         model.eval()
@@ -435,7 +446,7 @@ def health_monitor(grid: SampleGrid, train_images: Tensor, to_unit: ToSignedUnit
     it after ``grid``): warns when D's accuracy stays pinned or the samples lose diversity."""
     from torchdojo.runs.sample_quality import GanHealthMonitor, mean_pairwise_distance
 
-    real = to_unit(train_images[: len(grid.noise)])  # as many real images as samples, in [-1, 1]
+    real = to_unit(train_images[: grid.n])  # as many real images as samples, in [-1, 1]
 
     def fixed_noise_samples() -> Tensor:
         assert grid.last is not None, "run the SampleGrid callback before the monitor"
