@@ -17,8 +17,10 @@ The four recipes (``nodule-classifier``, ``nodule-segmentation``, ``nodule-malig
   nodule when it lies within the nodule's radius of its centre.
 - **Grouping**: :func:`group_components` gives a mask's 3-D connected components
   (``scipy.ndimage.label``, the book's grouping); :func:`peak_centres` gives the deepest
-  points of the mask, which the chain uses (measured: components merge nodules with the lung
-  walls a recall-weighted U-Net also marks; see ``lung-ct-end-to-end``).
+  points of the mask; :func:`blob_centres` the round bright blobs (Laplacian of Gaussian)
+  inside it, which the chain uses (measured: components merge nodules with the lung walls a
+  recall-weighted U-Net also marks, and distance peaks miss small nodules touching them; see
+  ``lung-ct-end-to-end``).
   :func:`threshold_detections` is the intensity-threshold detector, the floor row.
 """
 
@@ -282,6 +284,54 @@ def peak_centres(
     ]
 
 
+def blob_centres(
+    hu: np.ndarray,
+    spacing_xyz: Sequence[float] | np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    radii_mm: Sequence[float] = (1.5, 2.5, 4.0, 6.0, 9.0),
+    window_mm: float = 3.0,
+    min_response: float = 100.0,
+) -> list[Component]:
+    """Candidate centres as the bright round blobs of the scan (Lindeberg's scale-normalized
+    Laplacian of Gaussian), kept where ``mask`` (the segmentation) is set.
+
+    HU clipped to -1000..200 is smoothed at ``sigma = r / sqrt(3)`` for each radius ``r``
+    (anisotropic voxels: sigma and derivatives in mm); ``-sigma^2 * laplacian`` peaks at the
+    centre of a ball of radius ``r`` brighter than its surroundings, and is weaker on a tube
+    of that radius. Local maxima of the best scale, ``window_mm`` apart and above
+    ``min_response``, are the centres; ``mean`` holds the best scale's radius in mm.
+    Measured on the synthetic twin's 16 held-out scans (``lung-ct-end-to-end``): inside the
+    U-Net's mask these blobs reach 27 of 28 nodules with ~210 centres per scan, where the
+    mask's distance peaks (:func:`peak_centres`) reach 21 with ~62: small nodules touching a
+    thick part of the mask have no distance peak of their own.
+    """
+    spacing_irc = np.asarray(spacing_xyz, dtype=np.float64)[::-1]
+    x = np.clip(hu, -1000.0, 200.0).astype(np.float32)
+    best = np.full(x.shape, -np.inf, dtype=np.float32)
+    scale = np.zeros(x.shape, dtype=np.float32)
+    for r in radii_mm:
+        sigma_mm = r / np.sqrt(3.0)
+        sigma = sigma_mm / spacing_irc
+        laplacian = sum(
+            ndimage.gaussian_filter(x, sigma, order=[2 if a == b else 0 for b in range(3)])
+            / spacing_irc[a] ** 2
+            for a in range(3)
+        )
+        response = -(sigma_mm**2) * laplacian
+        better = response > best
+        best = np.where(better, response, best)
+        scale = np.where(better, np.float32(r), scale)
+    window = np.maximum(np.rint(window_mm / spacing_irc).astype(int) | 1, 1)
+    peaks = (best == ndimage.maximum_filter(best, size=tuple(window))) & (best > min_response)
+    if mask is not None:
+        peaks &= mask.astype(bool)
+    return [
+        Component(tuple(float(v) for v in irc), 1, float(scale[tuple(irc)]))  # type: ignore[arg-type]
+        for irc in np.argwhere(peaks)
+    ]
+
+
 def equivalent_diameter(voxels: int, spacing_xyz: Sequence[float] | np.ndarray) -> float:
     """Diameter (mm) of the sphere with the volume of ``voxels`` voxels of this spacing."""
     volume = voxels * float(np.prod(spacing_xyz))
@@ -335,6 +385,7 @@ __all__ = [
     "Detection",
     "RecallDiceLoss",
     "binary_metrics",
+    "blob_centres",
     "chip_eval_step",
     "equivalent_diameter",
     "froc",

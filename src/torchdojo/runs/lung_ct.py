@@ -2,8 +2,9 @@
 
 *Deep Learning with PyTorch* part 2 (seed ch9-14) on LUNA16: segment every slice with a 2-D
 U-Net (neighbouring slices as channels), group the mask's voxels into candidate centres
-(the distance peaks of its mask), tell nodules from the rest with a 3-D CNN on a chip around each
-centre, and score the nodules' malignancy with the same CNN fine-tuned on nodules.
+(round blobs inside the mask, or its distance peaks), tell nodules from the rest with a 3-D
+CNN on a chip around each centre, and score the nodules' malignancy with the same CNN
+fine-tuned on nodules.
 :func:`load_ct_data` reads a LUNA16 folder or writes the seeded synthetic twin
 (:func:`torchdojo.data.ct.write_synthetic_luna`) into the cache; :func:`chip_setup` and
 :func:`slice_setup` build what the trainer needs; :func:`analyze_series` runs the chain on one
@@ -52,6 +53,7 @@ from torchdojo.runs.ct import (
     Detection,
     RecallDiceLoss,
     binary_metrics,
+    blob_centres,
     chip_eval_step,
     froc,
     hu_to_input,
@@ -239,16 +241,43 @@ def _fit_in(
     )
 
 
+FLIPS: tuple[tuple[int, ...], ...] = (
+    (),
+    (-1,),
+    (-2,),
+    (-3,),
+    (-1, -2),
+    (-1, -3),
+    (-2, -3),
+    (-1, -2, -3),
+)  # the 8 mirror images of a (.., D, H, W) chip: the training flips, all of them
+
+
+@torch.inference_mode()
+def flip_average(model: nn.Module, chips: Tensor, *, flips: bool = True) -> Tensor:
+    """Softmax probabilities ``(B, classes)`` of ``chips`` (B, 1, D, H, W), averaged over the
+    8 mirror images when ``flips`` (test-time augmentation: 8 forward passes; the training
+    flips every axis, so each mirror image is a chip the model has learned to read)."""
+    views = FLIPS if flips else ((),)
+    total = sum(model(chips.flip(dims) if dims else chips).softmax(1) for dims in views)
+    return total / len(views)  # type: ignore[operator]
+
+
 @torch.inference_mode()
 def predict_chips(
-    model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], *, radius: int = 2
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    *,
+    radius: int = 2,
+    flips: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Positive-class probabilities, labels, and the intensity floor's score (each chip's mean
-    HU / 1000 in its central (2r+1)^3 block) of every batch of ``loader``."""
+    """Positive-class probabilities (averaged over the 8 mirror images when ``flips``), labels,
+    and the intensity floor's score (each chip's mean HU / 1000 in its central (2r+1)^3 block)
+    of every batch of ``loader``."""
     model.eval()
     probs, labels, centre = [], [], []
     for chips, y in loader:
-        probs.append(model(chips).softmax(1)[:, 1])
+        probs.append(flip_average(model, chips, flips=flips)[:, 1])
         labels.append(y)
         d, h, w = (n // 2 for n in chips.shape[-3:])
         block = chips[
@@ -448,15 +477,18 @@ def chip_probs(
     cache: ChipCache,
     centers_xyz: Sequence[Sequence[float]],
     chip: Sequence[int],
+    *,
+    flips: bool = False,
 ) -> list[float]:
-    """The classifier's positive probability for a chip around each centre."""
+    """The classifier's positive probability for a chip around each centre (averaged over
+    the chip's 8 mirror images when ``flips``, as :func:`flip_average`)."""
     model.eval()
     if not centers_xyz:
         return []
     chips = torch.stack(
         [torch.from_numpy(cache.get(series, c, chip) / 1000.0).float()[None] for c in centers_xyz]
     )  # (N, 1, D, H, W)
-    return [float(p) for b in chips.split(32) for p in model(b).softmax(1)[:, 1]]
+    return [float(p) for b in chips.split(32) for p in flip_average(model, b, flips=flips)[:, 1]]
 
 
 @dataclass(frozen=True)
@@ -466,8 +498,10 @@ class ChainSettings:
     context: int = 3
     chip: tuple[int, int, int] = (24, 32, 32)
     mask_threshold: float = 0.5
-    min_radius_mm: float = 2.0  # candidate centres: mask points at least this deep
+    min_radius_mm: float = 2.0  # grouping "peaks": mask points at least this deep
     nodule_threshold: float = 0.5
+    flips: bool = False  # classifier and malignancy: average over the chip's 8 mirror images
+    grouping: Literal["blobs", "peaks"] = "peaks"  # blob_centres in the mask, or its depth peaks
 
 
 def analyze_series(
@@ -481,19 +515,22 @@ def analyze_series(
     """Segmentation -> grouping -> nodule classification -> malignancy on one scan; returns
     the report and the voxel probabilities (for the figures)."""
     probs = segment_volume(segmenter, series.hu, context=s.context)
-    blobs = peak_centres(
-        probs > s.mask_threshold, series.spacing_xyz, min_radius_mm=s.min_radius_mm
-    )
+    mask = probs > s.mask_threshold
+    if s.grouping == "blobs":
+        blobs = blob_centres(series.hu, series.spacing_xyz, mask)
+    else:
+        blobs = peak_centres(mask, series.spacing_xyz, min_radius_mm=s.min_radius_mm)
     centers = [tuple(float(v) for v in series.irc_to_xyz(b.center_irc)) for b in blobs]
-    nodule = chip_probs(classifier, series, cache, centers, s.chip)
+    nodule = chip_probs(classifier, series, cache, centers, s.chip, flips=s.flips)
     report = ScanReport(series.uid, nodule_threshold=s.nodule_threshold)
     for blob, xyz, p in zip(blobs, centers, nodule, strict=True):
         irc = tuple(int(round(v)) for v in blob.center_irc)
-        diameter = 2 * blob.mean  # the inscribed ball's diameter
+        diameter = 2 * blob.mean  # peaks: the inscribed ball's; blobs: the best scale's
         report.findings.append(Finding(xyz, irc, diameter, p))  # type: ignore[arg-type]
     if malignancy is not None:
         called = report.nodules
-        verdicts = chip_probs(malignancy, series, cache, [f.center_xyz for f in called], s.chip)
+        where = [f.center_xyz for f in called]
+        verdicts = chip_probs(malignancy, series, cache, where, s.chip, flips=s.flips)
         for finding, p in zip(called, verdicts, strict=True):
             finding.malignancy_prob = p
     return report, probs
@@ -618,6 +655,7 @@ __all__ = [
     "chip_probs",
     "chip_setup",
     "detection_scores",
+    "flip_average",
     "init_from_bundle",
     "segmentation_scan",
     "threshold_scan",
