@@ -2,37 +2,50 @@
 
 Seeds: 004 ch14 (the end-to-end chain and its per-scan diagnosis). Lesson:
 lessons/27_honest_metrics.py. Three models, trained here in turn (or loaded from earlier runs
-with ``segmentation_run=``, ``classifier_run=``, ``malignancy_run=``): the slice U-Net with
-the recall-weighted Dice (as ``nodule-segmentation``), the 3-D nodule classifier on balanced
+with ``segmentation_run=``, ``classifier_run=``, ``malignancy_run=``): the slice U-Net with the
+recall-weighted Dice (as ``nodule-segmentation``), the 3-D nodule classifier on balanced
 candidate chips (as ``nodule-classifier``) and the malignancy model fine-tuned from it (as
-``nodule-malignancy``). On every held-out scan the U-Net's mask is grouped into 3-D connected
-components; a chip around each centre is classified; the nodules it keeps get a malignancy
-probability. The results table scores four detectors with LUNA16's FROC (mean sensitivity at
-1/8 .. 8 false positives per scan): the intensity threshold (the floor), the segmentation
-alone (components scored by mean probability), the classifier alone on ``candidates.csv``
+``nodule-malignancy``). On every held-out scan the candidate centres are the round bright blobs
+inside the U-Net's mask (``grouping=blobs``, :func:`torchdojo.runs.ct.blob_centres`); a chip
+around each centre is classified; the nodules it keeps get a malignancy probability. The results
+table scores four detectors with LUNA16's FROC (mean sensitivity at 1/8 .. 8 false positives per
+scan): the intensity threshold (the floor), the segmentation alone (the chain's candidates
+scored by the mask probability at their centre), the classifier alone on ``candidates.csv``
 (LUNA16's false-positive-reduction track) and the chain. The report lists each scan's nodules
 with millimetre positions, diameters and both probabilities, and slices with the overlays.
 
 Measured (seed 0, ``--threads 1``, 64 synthetic series, the 16 held-out scans: 28 nodules):
-first ``torchdojo run nodule-classifier`` (AUC 0.918, 457 CPU-s), then ``torchdojo run
-lung-ct-end-to-end --set classifier_run=<that run>`` (U-Net 8 epochs: pixel recall 0.976,
-Dice 0.226; malignancy fine-tuned 4 epochs: AUC 0.786 on 31 held-out nodules; 303 CPU-s), then
-the chain evaluated again with peak grouping (``segmentation_run=``, ``classifier_run=``,
-``malignancy_run=`` set to those models; 130 CPU-s). FROC: intensity threshold 0.071
-(sensitivity 0.071 at 4.9 FPs/scan), segmentation alone 0.071 (0.75 at 61.5 FPs/scan: its
-probabilities saturate at 1, so they rank poorly), classifier alone on ``candidates.csv`` 0.454
-(1.0 at 175 FPs/scan), the chain 0.520 (0.75 at 61.5 FPs/scan). Connected components (the
-book's grouping) scored 0 here: the U-Net, trained with the recall weight 8, also marks the
-lung walls, and a nodule touching them merges into a wall-sized component whose centre lies
-outside the nodule; the grouping is now the mask's distance peaks (:func:`peak_centres`).
-Goals not met: FROC >= 0.85, malignancy AUC >= 0.90. The default command (all three trained
-in one run, ~13 CPU-minutes) has not been measured; ``expected`` stays empty until it is.
+first ``torchdojo run nodule-classifier --threads 1`` (AUC 0.978, 1,211 CPU-s), then ``torchdojo
+run lung-ct-end-to-end --threads 1 --set classifier_run=<that run folder>`` (trains the U-Net, 8
+epochs: pixel recall 0.976, Dice 0.226, and the malignancy model, fine-tuned 4 epochs from that
+classifier: AUC 0.655 on 31 held-out nodules; then the chain; 312 CPU-s, ``env.json``). FROC
+(mean sensitivity at 1/8 .. 8 FPs per scan): intensity threshold 0.071 (sensitivity 0.071 at 4.9
+FPs/scan); segmentation alone 0.036 (0.96 at 208 FPs/scan: its probabilities saturate at 1, so
+they rank nothing); classifier alone on ``candidates.csv`` 0.791 (1.0 at 175 FPs/scan); the
+chain 0.847 (0.96 at 208 FPs/scan). This is how the chain is best used: the classifier trained
+by ``nodule-classifier`` (20 CPU-min) and the rest here (5 CPU-min); the one-run default trains
+its own classifier for only ``cls_epochs=4`` of 2,000 chips (the AUC 0.918 row of
+``nodule-classifier``; a classifier as good as the one above would take the whole run past 25
+CPU-minutes) and was not measured. Goals not met: FROC >= 0.85 (0.847, 0.003 short), malignancy
+AUC >= 0.90 (0.655 here; see ``nodule-malignancy``). The grouping matters most: with the earlier
+models (the 10-epoch classifier, AUC 0.971, and the same U-Net), the mask's distance peaks
+(``grouping=peaks``) reach 21 of the 28 nodules at 62 candidates per scan, chain FROC 0.587,
+where the blobs reach 27 at 210 per scan, FROC 0.781 (a script on the same models); small solid
+nodules touching a thick part of the over-wide mask have no distance peak of their own. The
+book's connected components scored 0: the U-Net, trained with the recall weight 8, also marks
+the lung walls, and a nodule touching them merges into a wall-sized component whose centre lies
+outside it. ``flips=true`` averages the classifier over each chip's 8 mirror images: the same
+three models (``segmentation_run=`` and ``malignancy_run=`` set to that run's ``segmentation``
+and ``malignancy`` folders, ``classifier_run=`` as above, ``--set flips=true``) give chain FROC
+0.867, which meets the goal, and classifier alone 0.837, but the chain then costs 834 CPU-s (14
+CPU-minutes, not counting training), so it is not the default; a single run with ``flips=true``
+was not measured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -40,7 +53,7 @@ from torch import nn
 
 from torchdojo.data.ct import load_series
 from torchdojo.models import load_bundle, save_bundle
-from torchdojo.runs import ConfigError, Recipe, Setup
+from torchdojo.runs import ConfigError, Expected, Recipe, Setup
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.ct import Detection, froc, scores_at
@@ -77,14 +90,18 @@ class Config:
     context: Annotated[int, Range(0, 8)] = 3  # U-Net: slices above and below as channels
     seg_epochs: Annotated[int, Range(1, 1000)] = 8
     chip: tuple[int, int, int] = (24, 32, 32)  # classifier chip voxels (index, row, col)
-    cls_epochs: Annotated[int, Range(1, 1000)] = 4
-    samples_per_epoch: Annotated[int, Range(1)] = 2000  # classifier chips per epoch
+    cls_epochs: Annotated[int, Range(1, 1000)] = 8  # as nodule-classifier's default
+    samples_per_epoch: Annotated[int, Range(1)] = 4000  # classifier chips per epoch
+    cls_batch_size: Annotated[int, Range(1)] = 32  # classifier batches (nodule-classifier's)
     max_val_candidates: Annotated[int, Range(0)] = 0  # held-out chips scored (0: all)
     mal_epochs: Annotated[int, Range(1, 1000)] = 4
+    mal_samples: Annotated[int, Range(1)] = 500  # malignancy chips per epoch
     width: int = 8  # first-stage channels of all three models
-    batch_size: int = 16
+    batch_size: int = 16  # U-Net and malignancy batches
     mask_threshold: Annotated[float, Range(0, 1)] = 0.5  # voxel probability -> mask
-    min_radius_mm: Annotated[float, Range(0, low_open=True)] = 2.0  # shallower mask peaks dropped
+    grouping: Literal["blobs", "peaks"] = "blobs"  # round blobs in the mask | its depth peaks
+    min_radius_mm: Annotated[float, Range(0, low_open=True)] = 2.0  # peaks: shallower dropped
+    flips: bool = False  # classifier, malignancy: mean over 8 mirror images (8x the chip CPU)
     nodule_threshold: Annotated[float, Range(0, 1)] = 0.5  # P(nodule) to report a nodule
     segmentation_run: str = ""  # reuse: a nodule-segmentation or end-to-end run folder
     classifier_run: str = ""  # reuse: a nodule-classifier run folder
@@ -115,12 +132,12 @@ def slice_settings(cfg: Config) -> SliceSettings:
     )
 
 
-def chip_settings(cfg: Config, epochs: int, samples: int) -> ChipSettings:
+def chip_settings(cfg: Config, epochs: int, samples: int, batch_size: int) -> ChipSettings:
     return ChipSettings(
         chip=cfg.chip,
         width=cfg.width,
         epochs=epochs,
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         samples_per_epoch=samples,
         max_val=cfg.max_val_candidates,
         seed=cfg.seed,
@@ -157,7 +174,8 @@ def trained_models(
         segmenter = task.model
     classifier = reuse(cfg.classifier_run, "classifier_run") if cfg.classifier_run else None
     if classifier is None:
-        task = chip_setup(data, chip_settings(cfg, cfg.cls_epochs, cfg.samples_per_epoch))
+        settings = chip_settings(cfg, cfg.cls_epochs, cfg.samples_per_epoch, cfg.cls_batch_size)
+        task = chip_setup(data, settings)
         train_chips(ctx, task, seed=cfg.seed, folder="classifier")
         probs, labels, _ = predict_chips(task.model, task.loaders.val)  # type: ignore[arg-type]
         scores.update({f"cls_{k}": v for k, v in scores_at(probs, labels).items()})
@@ -166,8 +184,8 @@ def trained_models(
         classifier = task.model
     malignancy = reuse(cfg.malignancy_run, "malignancy_run") if cfg.malignancy_run else None
     if malignancy is None:
-        samples = max(cfg.samples_per_epoch // 4, 1)
-        task = chip_setup(data, chip_settings(cfg, cfg.mal_epochs, samples), label="malignant")
+        settings = chip_settings(cfg, cfg.mal_epochs, cfg.mal_samples, cfg.batch_size)
+        task = chip_setup(data, settings, label="malignant")
         start = ctx.run_dir / "classifier"
         init_from_bundle(task.model, cfg.classifier_run or start)
         train_chips(ctx, task, seed=cfg.seed, folder="malignancy")
@@ -188,6 +206,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         mask_threshold=cfg.mask_threshold,
         min_radius_mm=cfg.min_radius_mm,
         nodule_threshold=cfg.nodule_threshold,
+        flips=cfg.flips,
+        grouping=cfg.grouping,
     )
     rows: dict[str, list[Scan]] = {k: [] for k in ("floor", "segmentation", "classifier", "chain")}
     reports = []
@@ -198,7 +218,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         reports.append(report)
         blobs = [Detection(f.center_xyz, f.nodule_prob) for f in report.findings]
         listed = [c.center_xyz for c in data.candidates if c.series_uid == uid]
-        listed_probs = chip_probs(classifier, series, data.cache, listed, cfg.chip)
+        listed_probs = chip_probs(classifier, series, data.cache, listed, cfg.chip, flips=cfg.flips)
         rows["floor"].append((threshold_scan(series), truth))
         rows["segmentation"].append((segment_only(report, probs), truth))
         rows["classifier"].append(
@@ -269,15 +289,22 @@ RECIPE = Recipe(
         chip=(16, 24, 24),
         cls_epochs=1,
         samples_per_epoch=16,
+        cls_batch_size=8,
+        mal_samples=4,
         mal_epochs=1,
         width=4,
         batch_size=8,
     ),
-    expected={},
-    unmeasured=(
-        "the chain was measured with its three models from separate runs (FROC 0.520 vs goal "
-        "0.85; classifier only 0.454, threshold floor 0.071); the one-run default, "
-        "`torchdojo run lung-ct-end-to-end --threads 1` (~13 CPU-min), is not measured yet"
-    ),
+    cpu_minutes=5.2,  # 312 s with classifier_run= (the docstring's command), 20 more before it
+    expected={
+        "chain_froc": Expected(
+            0.80,
+            data="synthetic LUNA16 twin: 64 series 48x96x96 (seed 0), 16 held-out scans, 28 nodules",
+            measured_by=(
+                "torchdojo run nodule-classifier --threads 1, then torchdojo run "
+                "lung-ct-end-to-end --threads 1 --set classifier_run=<that run folder>"
+            ),
+        )
+    },
     lesson="lessons/27_honest_metrics.py",
 )
