@@ -195,8 +195,9 @@ assert search_scores.mean() < first.mean()  # the search does lower the loss it 
 
 # %% [markdown]
 # `torchdojo run anomaly-mnist --set methods=anogan,efficientgan` trains both GANs on one digit
-# and reports both AUROCs and both CPU times per image (measured on digit 0 after 20 GAN
-# epochs: AnoGAN 0.972 at 71 ms with 100 search steps (0.981 at 144 ms with 200), EfficientGAN 0.990 at 0.79 ms, 90-192x faster; without the cycle
-# term `cycle_weight` its encoder collapses and it scores 0.887). Over all ten digits, k-NN on raw pixels reaches a mean AUROC of 0.954 (`--set
+# and reports both AUROCs and both CPU times per image. Measured on digit 0 after 20 GAN epochs:
+# AnoGAN 0.972 at 71 ms with 100 search steps (0.981 at 144 ms with 200), EfficientGAN 0.990 at
+# 0.79 ms, 90-192x faster; without the cycle term `cycle_weight` its encoder collapses and it
+# scores 0.887. Over all ten digits, k-NN on raw pixels reaches a mean AUROC of 0.954 (`--set
 # methods=knn`; 0.923 on Fashion-MNIST), next to the published Deep SVDD row in the recipe's
 # docstring: a simple baseline, measured, is the number to beat.
