@@ -9,7 +9,7 @@ mkdocstrings for the API pages). What is generated, and from where:
   with their data and command, the lesson and the seed chapters; and one sortable table;
 - one page per lesson (``lessons/NN_*.py``, found by glob) with its executed outputs
   (:mod:`torchdojo.services.docs_lessons`);
-- ``docs/*.md`` (crosswalk, architecture, glossary) with lesson and recipe names linked,
+- ``docs/*.md`` (crosswalk, architecture, glossary, the generative table) with lesson and recipe names linked,
   the README's set-up section, the CLI reference (markdown handed in by the CLI, which knows
   itself) and API pages for the public packages.
 
@@ -317,7 +317,7 @@ def link_names(text: str, lessons: set[str], recipes: set[str], prefix: str = ""
                 ),
                 line,
             )
-            line = re.sub(r"\]\(docs/(\w+\.md)\)", r"](\1)", line)
+            line = re.sub(r"\]\(docs/([\w-]+\.md)\)", r"](\1)", line)
         out.append(line)
     return "\n".join(out)
 
@@ -382,7 +382,7 @@ def _write_pages(
     pages["setup.md"] = "\n\n".join(
         ["# Set-up", readme_section(readme, "Set-up"), "## Data", readme_section(readme, "Data")]
     )
-    for name in ("crosswalk.md", "architecture.md", "glossary.md"):
+    for name in ("crosswalk.md", "architecture.md", "glossary.md", "generative-table.md"):
         pages[name] = (root / "docs" / name).read_text(encoding="utf-8")
     pages["reference/cli.md"] = options.cli_reference or "# Command line\n\nNot generated.\n"
     pages["lessons/index.md"] = "\n\n".join(
@@ -410,6 +410,7 @@ def _write_pages(
                 {"Command line": "reference/cli.md"},
                 {"API": _api_pages(src)},
                 {"Glossary": "glossary.md"},
+                {"Generative models at equal CPU time": "generative-table.md"},
                 {"Architecture": "architecture.md"},
             ]
         },
