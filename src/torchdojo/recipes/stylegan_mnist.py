@@ -17,9 +17,11 @@ the data's). Domain FID 271.3 (KID 1109) for 10,000 samples vs the 10,000 test i
 (``python benchmarks/fid_cost.py --run RUN_DIR --classifier MNIST_CNN_RUN_DIR --n 10000
 --inception-n 0 --no-rates``; real train vs test: 0.41); DCGAN at the same CPU draws digits.
 A step costs ~3x DCGAN's (modulated convs) and sampling 4.6 CPU-ms per image (DCGAN 0.4).
-So no floor yet: whether it escapes the collapse with more CPU (``--cpu-budget 1330``: stopped
-unfinished at ~350 CPU-s, still collapsed) or needs ``spectral_norm=true`` / ``loss=hinge`` is
-open.
+SAGAN's remedies do not rescue it at this budget: ``--set spectral_norm=true --set
+loss=hinge`` (same command, 190 CPU-s of training) collapsed too (sample diversity 0.00 of the
+data's after the first epoch's grid). So no floor yet: whether it escapes the collapse with
+more CPU (``--cpu-budget 1330``: stopped unfinished at ~350 CPU-s, still collapsed) or needs
+other changes (R1 penalty, lower D learning rate, a smaller mapping network) is open.
 """
 
 from __future__ import annotations
