@@ -7,8 +7,11 @@ from pathlib import Path
 import torch
 
 from torchdojo.data.ct import read_candidates, write_synthetic_luna
-from torchdojo.data.ct_synthetic import MALIGNANCY_NOISE, malignancy_logit
-from torchdojo.recipes.nodule_malignancy import generator_probs
+from torchdojo.data.ct_synthetic import (
+    MALIGNANCY_NOISE,
+    malignancy_logit,
+    malignancy_probabilities,
+)
 
 TINY = {"n_series": 1, "seed": 1, "shape": (16, 32, 32), "negatives_per_nodule": 2}
 
@@ -16,7 +19,7 @@ TINY = {"n_series": 1, "seed": 1, "shape": (16, 32, 32), "negatives_per_nodule":
 def test_generator_probs_follow_the_drawn_size_and_spiculation(tmp_path: Path) -> None:
     root = write_synthetic_luna(tmp_path / "luna", **TINY)  # type: ignore[arg-type]
     nodules = [c for c in read_candidates(root) if c.is_nodule]
-    probs = generator_probs(root, nodules)
+    probs = malignancy_probabilities(root, nodules)
     assert probs is not None and probs.shape == (len(nodules),)
     assert bool(((probs > 0) & (probs < 1)).all())
     # The biggest nodule: logit from its diameter alone (spiculation in 0..1 bounds the rest).
@@ -30,7 +33,9 @@ def test_generator_probs_follow_the_drawn_size_and_spiculation(tmp_path: Path) -
 
 
 def test_no_ceiling_without_the_drawn_truth(tmp_path: Path) -> None:
-    assert generator_probs(tmp_path, []) is None  # a LUNA16 folder has no nodules_truth.csv
+    assert (
+        malignancy_probabilities(tmp_path, []) is None
+    )  # a LUNA16 folder has no nodules_truth.csv
 
 
 def test_logit_is_zero_at_the_reference_and_grows_with_both() -> None:

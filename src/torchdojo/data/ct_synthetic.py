@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from torchdojo.data.ct import CtSeries, require_volume
+from torchdojo.data.ct import Candidate, CtSeries, require_volume
 
 UID_ROOT = "1.3.6.1.4.1.14519.5.2.1.6279"  # LUNA16's prefix; the tail marks it synthetic
 FORMAT_VERSION = 1
@@ -308,6 +309,31 @@ def malignancy_logit(diameter_mm: float, spiculation: float) -> float:
     """
     size_term = (diameter_mm - 10.0) / 5.0
     return 1.6 * size_term + 5.0 * (spiculation - 0.4)
+
+
+def malignancy_probabilities(root: Path, candidates: Sequence[Candidate]) -> torch.Tensor | None:
+    """The synthetic twin's own P(malignant) of each candidate's nodule (the nearest drawn
+    nodule of its series in ``nodules_truth.csv``), or None where ``root`` has no such file
+    (real data) or a series has no drawn nodule."""
+    path = root / "nodules_truth.csv"
+    if not path.is_file():
+        return None
+    truth: dict[str, list[tuple[np.ndarray, float]]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            centre = np.array([float(row[k]) for k in ("coordX", "coordY", "coordZ")])
+            logit = malignancy_logit(float(row["diameter_mm"]), float(row["spiculation"]))
+            truth.setdefault(row["seriesuid"], []).append((centre, logit))
+    logits = []
+    for c in candidates:
+        drawn = truth.get(c.series_uid)
+        if not drawn:
+            return None
+        distances = [
+            float(np.linalg.norm(centre - np.asarray(c.center_xyz))) for centre, _ in drawn
+        ]
+        logits.append(drawn[int(np.argmin(distances))][1])
+    return torch.special.ndtr(torch.tensor(logits) / MALIGNANCY_NOISE)
 
 
 # ---------------------------------------------------------------- candidates

@@ -46,18 +46,12 @@ score with the size in voxels still reaches 0.932 here. ``expected`` holds the d
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import torch
-from torch import Tensor
 
-from torchdojo.data.ct import Candidate
-from torchdojo.data.ct_synthetic import MALIGNANCY_NOISE, malignancy_logit
+from torchdojo.data.ct_synthetic import malignancy_probabilities
 from torchdojo.runs import Expected, Recipe, Setup
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
@@ -126,31 +120,6 @@ def build(cfg: Config, ctx: RunContext, data: CtData) -> Setup:
     return task
 
 
-def generator_probs(root: Path, candidates: Sequence[Candidate]) -> Tensor | None:
-    """The synthetic twin's own P(malignant) of each candidate's nodule (the nearest drawn
-    nodule of its series in ``nodules_truth.csv``), or None where ``root`` has no such file
-    (real data) or a series has no drawn nodule."""
-    path = root / "nodules_truth.csv"
-    if not path.is_file():
-        return None
-    truth: dict[str, list[tuple[np.ndarray, float]]] = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            centre = np.array([float(row[k]) for k in ("coordX", "coordY", "coordZ")])
-            logit = malignancy_logit(float(row["diameter_mm"]), float(row["spiculation"]))
-            truth.setdefault(row["seriesuid"], []).append((centre, logit))
-    logits = []
-    for c in candidates:
-        drawn = truth.get(c.series_uid)
-        if not drawn:
-            return None
-        distances = [
-            float(np.linalg.norm(centre - np.asarray(c.center_xyz))) for centre, _ in drawn
-        ]
-        logits.append(drawn[int(np.argmin(distances))][1])
-    return torch.special.ndtr(torch.tensor(logits) / MALIGNANCY_NOISE)
-
-
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     data = load(cfg, ctx)
     task = build(cfg, ctx, data)
@@ -163,7 +132,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     val_set = task.loaders.val.dataset  # type: ignore[union-attr]
     diameters = torch.tensor([c.diameter_mm for c in val_set.candidates])
     final["floor_auc"] = scores_at(diameters / diameters.max().clamp(min=1e-6), labels)["auc"]
-    ceiling = generator_probs(data.root, val_set.candidates) if data.synthetic else None
+    ceiling = malignancy_probabilities(data.root, val_set.candidates) if data.synthetic else None
     if ceiling is not None:
         final["ceiling_auc"] = scores_at(ceiling, labels)["auc"]
     final["val_nodules"] = float(len(labels))
