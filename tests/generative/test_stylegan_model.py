@@ -42,6 +42,21 @@ def test_mapping_network_gives_one_w_per_z_and_ignores_the_scale_of_z() -> None:
     assert torch.allclose(mapping(3 * z), w, atol=1e-5)  # pixel norm: only z's direction counts
 
 
+def test_a_fresh_generator_draws_different_images_for_different_z() -> None:
+    # with PyTorch's default Linear init the mapping shrank w ~2.5x per layer: every z got
+    # nearly the same style, samples differed by 0.003 of a pixel, and training collapsed
+    torch.manual_seed(0)
+    model = create_model("stylegan-28").eval()
+    assert isinstance(model, StyleGenerator)
+    z = torch.randn(256, model.z_dim)
+    with torch.no_grad():
+        w = model.mapping(z)
+        images = model(z)  # (256, 1, 28, 28)
+    assert 0.5 < w.square().mean().sqrt() < 2  # |w| ~ |z|: He init through the depth
+    across = images.std(0).mean()  # how much the image changes with z, per pixel
+    assert across > 0.5 * images.std()  # most of the variation is between samples
+
+
 def test_demodulated_weights_have_unit_norm_per_sample_and_output_channel() -> None:
     torch.manual_seed(0)
     conv = ModulatedConv2d(6, 5, w_dim=4)

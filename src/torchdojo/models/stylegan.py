@@ -41,7 +41,13 @@ class MappingNetwork(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(depth):
-            layers += [nn.Linear(z_dim if i == 0 else w_dim, w_dim), nn.LeakyReLU(0.2)]
+            linear = nn.Linear(z_dim if i == 0 else w_dim, w_dim)
+            # He init for LeakyReLU(0.2): |w| stays ~|z| through the depth. PyTorch's default
+            # (std 1/sqrt(3 fan_in)) shrinks it ~2.5x per layer, to w ~0.07 after four layers:
+            # every z then gets nearly the same style and G starts (and stays) collapsed
+            nn.init.kaiming_normal_(linear.weight, a=0.2, nonlinearity="leaky_relu")
+            nn.init.zeros_(linear.bias)
+            layers += [linear, nn.LeakyReLU(0.2)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -84,7 +90,9 @@ class ModulatedConv2d(nn.Module):
         )
         self.weight = nn.Parameter(weight)
         self.affine = nn.Linear(w_dim, in_channels)
-        nn.init.ones_(self.affine.bias)  # styles start at 1: the plain conv
+        # styles ~ 1 + N(0, |w|^2 / w_dim) per channel: different w, clearly different convs
+        nn.init.normal_(self.affine.weight, std=1 / math.sqrt(w_dim))
+        nn.init.ones_(self.affine.bias)  # styles centred on 1: the plain conv
         self.demodulate = demodulate
         self.padding = kernel_size // 2
 
