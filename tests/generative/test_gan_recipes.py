@@ -4,6 +4,7 @@ rebuilds and samples. (Every recipe's smoke run itself is in tests/recipes/test_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -67,6 +68,29 @@ def test_run_folder_has_grids_accuracies_and_a_generator_bundle(
     z_dim = spec.kwargs["z_dim"]
     images = model.generate(torch.randn(3, z_dim))  # type: ignore[operator]
     assert images.shape == (3, 1, 28, 28) and images.abs().max() <= 1.0
+
+
+def test_with_g_ema_the_bundle_is_the_average_and_the_checkpoint_keeps_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchdojo.runs.generative as generative
+
+    monkeypatch.setattr(generative, "GAN_EMA_WARMUP", 0)  # average from the first step
+    recipe = get_recipe("dcgan-mnist")
+    cfg = dataclasses.replace(recipe.smoke, ema_decay=0.5)
+    options = RunOptions(smoke=True, progress=False, threads=1)
+    seed_everything(cfg.seed)
+    recipe.run(cfg, RunContext(recipe, options, tmp_path, console=Console(quiet=True)))
+    bundle = load_file(str(tmp_path / "model.safetensors"))
+    checkpoint = load_file(str(sorted((tmp_path / "checkpoints").glob("*.safetensors"))[-1]))
+    shadow = {
+        k.split(".EMA.shadow.", 1)[1]: v for k, v in checkpoint.items() if ".EMA.shadow." in k
+    }
+    raw = {k.split(".models.G.", 1)[1]: v for k, v in checkpoint.items() if ".models.G." in k}
+    assert bundle.keys() == shadow.keys() == raw.keys()
+    for key in bundle:
+        assert torch.equal(bundle[key], shadow[key]), f"the bundle's {key} is not the average"
+    assert any(not torch.equal(bundle[k], raw[k]) for k in bundle), "the average equals raw G"
 
 
 class TinyFeatures(torch.nn.Module):

@@ -122,4 +122,14 @@ class EMA(Callback):
             self.num_updates = int(state["num_updates"])
 
 
-__all__ = ["EMA"]
+@contextlib.contextmanager
+def averaged(model: nn.Module, ema: EMA | None) -> Iterator[nn.Module]:
+    """``model`` with the EMA weights inside the block when there is an average, else as is."""
+    if ema is not None and ema.shadow:
+        with ema.swap(model):
+            yield model
+    else:
+        yield model
+
+
+__all__ = ["EMA", "averaged"]

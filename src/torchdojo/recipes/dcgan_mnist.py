@@ -55,6 +55,8 @@ class Config:
     lr_d: Annotated[float, Range(0, 1, low_open=True)] = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # beta1 = 0.5: DCGAN's remedy for oscillation
     grid_size: Annotated[int, Range(1, 256)] = 64  # fixed-noise samples drawn each epoch
+    # > 0: grids, FID and the saved G use an average of G's weights (G EMA; e.g. 0.999)
+    ema_decay: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     fid_samples: Annotated[int, Range(0, 10_000)] = 0  # > 0: FID/KID each epoch on this many
     fid_classifier: str = ""  # a classifier run folder (e.g. mnist-cnn's): adds a domain FID
     max_train_samples: int | None = None
@@ -99,6 +101,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         seed=cfg.seed,
         fid_samples=cfg.fid_samples,
         fid_classifier=cfg.fid_classifier,
+        ema_decay=cfg.ema_decay,
     )
 
 

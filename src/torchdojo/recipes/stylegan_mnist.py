@@ -61,6 +61,8 @@ class Config:
     lr_d: Annotated[float, Range(0, 1, low_open=True)] = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     grid_size: Annotated[int, Range(1, 256)] = 64  # fixed-noise samples drawn each epoch
+    # > 0: grids, FID and the saved G use an average of G's weights (G EMA; e.g. 0.999)
+    ema_decay: Annotated[float, Range(0, 1, high_open=True)] = 0.0
     mix_layer: Annotated[int, Range(0, 6)] = 3  # styles from this layer on come from the 2nd z
     max_train_samples: int | None = None
     seed: int = 0
@@ -109,6 +111,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
         image_size=28,
         grid_size=cfg.grid_size,
         seed=cfg.seed,
+        ema_decay=cfg.ema_decay,
     )
     assert isinstance(task.model, StyleGenerator)
     ctx.save_figure(style_mixing_figure(task.model, layer=cfg.mix_layer, seed=cfg.seed), "mixing")

@@ -6,19 +6,18 @@ Recipe: diffusion_mnist. Lesson: lessons/24_diffusion.py. Images train in [-1, 1
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F  # noqa: N812
 
 from torchdojo.data.arrays import ArrayDataset
 from torchdojo.engine import Loaders, StepOutput, TensorLoader, Trainer
 from torchdojo.engine.callbacks import EvalOutput
-from torchdojo.engine.ema import EMA
+from torchdojo.engine.ema import EMA, averaged
 from torchdojo.runs.generative import to_signed
 
 
@@ -83,16 +82,6 @@ def sample_grid_figure(images: Tensor, title: str, *, ncols: int = 8) -> Figure:
     fig = image_grid((images + 1) / 2, ncols=ncols)
     fig.suptitle(title, fontsize=9)
     return fig
-
-
-@contextlib.contextmanager
-def averaged(model: nn.Module, ema: EMA | None) -> Iterator[nn.Module]:
-    """``model`` with the EMA weights inside the block when there is an average, else as is."""
-    if ema is not None and ema.shadow:
-        with ema.swap(model):
-            yield model
-    else:
-        yield model
 
 
 def ema_sampler(

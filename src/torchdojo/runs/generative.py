@@ -36,6 +36,7 @@ from torchdojo.engine import (
     Trainer,
 )
 from torchdojo.engine import distributed as dist
+from torchdojo.engine.ema import EMA, averaged
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.models.gan import DCGANDiscriminator
 from torchdojo.nn.generative import (
@@ -50,6 +51,7 @@ from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import ConfigError, Setup
 
 GanLoss = Literal["bce", "hinge"]
+GAN_EMA_WARMUP = 100  # G-EMA updates that copy G before averaging starts
 DATASETS = ("mnist", "fashion-mnist", "mnist-embedded", "mnist-tiny")
 GRID_DIR = Path("plots") / "samples"
 
@@ -359,6 +361,8 @@ class SampleGrid(Callback):
         draw: ``draw(trainer) -> (n, C, S, S)`` images in [-1, 1], the same every epoch for
             the same weights, replacing the fixed noise through ``player`` (e.g.
             :func:`torchdojo.runs.diffusion.ema_sampler`).
+        ema: Draw the fixed noise through ``player``'s averaged weights (when it has an
+            average yet).
     """
 
     def __init__(
@@ -371,11 +375,12 @@ class SampleGrid(Callback):
         seed: int = 0,
         tensorboard: bool = True,
         draw: Callable[[Trainer], Tensor] | None = None,
+        ema: EMA | None = None,
     ) -> None:
         if draw is None and z_dim is None:
             raise ValueError("SampleGrid needs z_dim (noise through the generator) or draw")
         self.run_dir, self.player, self.tensorboard = run_dir, player, tensorboard
-        self.n, self.draw = n, draw
+        self.n, self.draw, self.ema = n, draw, ema
         self.noise = torch.randn(n, z_dim or 1, generator=torch.Generator().manual_seed(seed))
         self.last: Tensor | None = None  # the latest grid's samples (N, C, S, S)
         self._writer: Any = None
@@ -388,7 +393,7 @@ class SampleGrid(Callback):
         model = trainer.unwrapped_models[self.player]
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), averaged(model, self.ema):
             device = next(model.parameters()).device
             images = model.generate(self.noise.to(device))  # type: ignore[operator]
         model.train(was_training)
@@ -465,6 +470,7 @@ def quality_callback(
     fid_samples: int,
     classifier: str,
     seed: int,
+    ema: EMA | None = None,
 ) -> Callback | None:
     """FID/KID every epoch on ``fid_samples`` seeded samples against as many test images
     (:class:`~torchdojo.runs.sample_quality.SampleQualityCallback`): Inception features when
@@ -493,7 +499,8 @@ def quality_callback(
 
     def samples() -> Tensor:
         was_training = generator.training
-        images = sample_images(generator, fid_samples, seed=seed)  # (N, C, S, S) in [-1, 1]
+        with averaged(generator, ema):  # (N, C, S, S) in [-1, 1]
+            images = sample_images(generator, fid_samples, seed=seed)
         generator.train(was_training)
         return images
 
@@ -511,17 +518,24 @@ def train_gan(
     seed: int,
     fid_samples: int = 0,
     fid_classifier: str = "",
+    ema_decay: float = 0.0,
 ) -> dict[str, float]:
     """Train a GAN set up by :func:`gan_setup` with :class:`GANStep` and finish it.
 
     The same fixed-noise grid every epoch, the health monitor (collapse, divergence), FID/KID
     when ``fid_samples > 0``, then :func:`finish_generator`: what ``dcgan-mnist``,
     ``sagan-mnist`` and ``stylegan-mnist`` share, so their runs compare directly.
+
+    With ``ema_decay > 0`` G's weights are also averaged after every step (an
+    :class:`~torchdojo.engine.EMA`, StyleGAN's and BigGAN's "G EMA"; the first
+    :data:`GAN_EMA_WARMUP` steps copy): the grids, the FID callback and the saved bundle
+    use the average, the raw G keeps playing against D. The checkpoints hold both.
     """
     train_x = getattr(task.loaders.train, "x", None)  # uint8 (M, C, S, S)
     if train_x is None:
         raise TypeError("train_gan needs in-memory training images (a TensorLoader)")
-    grid = SampleGrid(ctx.run_dir, player="G", z_dim=z_dim, n=grid_size, seed=seed)
+    ema = EMA(ema_decay, warmup_steps=GAN_EMA_WARMUP, validate=False) if ema_decay > 0 else None
+    grid = SampleGrid(ctx.run_dir, player="G", z_dim=z_dim, n=grid_size, seed=seed, ema=ema)
     to_unit = ToSignedUnit(image_size)
     monitor = health_monitor(grid, train_x, to_unit)
     quality = quality_callback(
@@ -531,9 +545,13 @@ def train_gan(
         fid_samples=fid_samples,
         classifier=fid_classifier,
         seed=seed,
+        ema=ema,
     )
-    callbacks = [grid, monitor, *([quality] if quality is not None else [])]
+    callbacks = [*([ema] if ema is not None else []), grid, monitor]
+    callbacks += [quality] if quality is not None else []
     history = fit_players(ctx, task, step=GANStep(loss), callbacks=callbacks, seed=seed)
+    if ema is not None and ema.shadow:
+        ema.copy_to(task.model)  # the bundle holds the average
     return finish_generator(ctx, task, history, grid, monitor=monitor)
 
 
