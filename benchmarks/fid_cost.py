@@ -11,7 +11,9 @@ images (Inception is the expensive part: 10k + 10k images are ~80 CPU-minutes at
 The domain scores of ``--n`` real training images give the floor at that size (with
 ``--inception-floor``, the Inception scores of ``--inception-n`` of them too). Real-image
 features are cached (``~/.cache/torchdojo/fid``), so a second run pays for the
-samples only. fid-helper's network is not bit-identical to pytorch-fid's: compare trends, not
+samples only; ``--real-only`` fills that cache and stops, so a 10k + 10k Inception score can
+run as two processes on two cores (the scoring one computes its samples' features first).
+fid-helper's network is not bit-identical to pytorch-fid's: compare trends, not
 digits, with published FIDs.
 
     python benchmarks/fid_cost.py [--threads 1] [--batches 3] [--batch-size 16]
@@ -55,6 +57,8 @@ from torchdojo.models.fid import ClassifierFeatures, InceptionFeatures
 from torchdojo.runs.sample_quality import (
     FID_CAVEAT,
     SampleScorer,
+    cached_features,
+    extract_features,
     memorisation_check,
     sample_images,
     to_unit_range,
@@ -114,8 +118,11 @@ def scores(
         out |= {"domain_fid_train_vs_test": floor.fid, "domain_kid_train_vs_test": floor.kid_mean}
     if args.inception_n > 0:
         start, start_cpu = time.perf_counter(), time.process_time()
-        scorer = SampleScorer(InceptionFeatures(), real[: args.inception_n], batch_size=32)
-        score = scorer.score(samples[: args.inception_n], seed=args.seed)
+        inception = InceptionFeatures()
+        # the samples first: meanwhile a --real-only process can fill the cache of the real ones
+        fake = extract_features(inception, samples[: args.inception_n], batch_size=32)
+        scorer = SampleScorer(inception, real[: args.inception_n], batch_size=32)
+        score = scorer.score_features(fake, seed=args.seed)
         out |= {"fid": score.fid, "kid": score.kid_mean, "kid_std": score.kid_std}
         out["inception_s"] = time.perf_counter() - start
         out["inception_cpu_s"] = time.process_time() - start_cpu
@@ -210,6 +217,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default="MNIST", choices=["MNIST", "FashionMNIST"])
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--real-only",
+        action="store_true",
+        help="Only cache the first --inception-n test images' Inception features (run it "
+        "beside a scoring process, which computes its samples' features first).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     domain = ClassifierFeatures.from_run(args.classifier) if args.classifier else None
@@ -224,6 +237,14 @@ def main() -> None:
     print(f"threads={args.threads}; {FID_CAVEAT}")
     for name, value in rates.items():
         print(f"{name}: {value:.4g}")
+    if args.real_only:  # fill the cache of the real images' Inception features, then stop
+        test = resolve_idx_dataset(args.dataset, "test", root=args.data_dir, download=False)
+        start_cpu = time.process_time()
+        real = test.x[: min(args.n_real, args.inception_n)].float() / 255
+        feats = cached_features(InceptionFeatures(), real, batch_size=32)
+        print(f"real_inception_features: {len(feats)}")
+        print(f"real_inception_cpu_s: {time.process_time() - start_cpu:.4g}")
+        return
     runs: list[Path | None] = list(args.run) or ([None] if args.checkpoint else [])
     rows = []
     for run in runs:

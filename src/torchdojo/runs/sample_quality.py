@@ -231,7 +231,10 @@ class SampleScorer:
 
     def score(self, images: Tensor | Iterable[Tensor], *, seed: int = 0) -> QualityScore:
         """FID and KID of ``images`` (in [0, 1]) against the real set."""
-        fake = self.features(images)
+        return self.score_features(self.features(images), seed=seed)
+
+    def score_features(self, fake: Tensor, *, seed: int = 0) -> QualityScore:
+        """FID and KID of samples' features ``fake`` (N, D), from the same extractor."""
         kid, kid_std = kernel_distance(self.real, fake, subsets=self.kid_subsets, seed=seed)
         return QualityScore(
             fid=frechet_distance(self.real, fake),
