@@ -7,7 +7,7 @@ FID), on ``--threads`` threads, after one warm-up batch; median of ``--batches``
 Scores (with ``--run``): ``--n`` seeded samples of the run's generator against the first
 ``--n-real`` MNIST (or Fashion-MNIST) test images: domain FID/KID with ``--classifier``'s
 features, and Inception FID/KID on the first ``--inception-n`` of the same samples and real
-images (Inception is the expensive part: 10k + 10k images are ~80 CPU-minutes at ~4 images/s).
+images (Inception is the expensive part: 10k + 10k images took ~112 CPU-minutes at ~3 images/s).
 The domain scores of ``--n`` real training images give the floor at that size (with
 ``--inception-floor``, the Inception scores of ``--inception-n`` of them too). Real-image
 features are cached (``~/.cache/torchdojo/fid``), so a second run pays for the
