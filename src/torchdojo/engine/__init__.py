@@ -14,7 +14,7 @@ from torchdojo.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from torchdojo.engine.ema import EMA
+from torchdojo.engine.ema import EMA, averaged
 from torchdojo.engine.loader import ResumableSampler, TensorLoader, make_loader
 from torchdojo.engine.mixing import BatchMixer, Mix
 from torchdojo.engine.progress import ProgressBar
@@ -56,6 +56,7 @@ __all__ = [
     "Trainer",
     "TrainerConfig",
     "TrainingInterrupted",
+    "averaged",
     "load_checkpoint",
     "make_loader",
     "save_checkpoint",

@@ -39,7 +39,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from torchdojo.engine import EMA
+from torchdojo.engine import EMA, averaged
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.models.diffusion import DiffusionModel
 from torchdojo.runs import ConfigError, Expected, Recipe, Setup
@@ -47,10 +47,9 @@ from torchdojo.runs.classify import load_split_pair
 from torchdojo.runs.context import RunContext
 from torchdojo.runs.contract import Range
 from torchdojo.runs.diffusion import (
-    averaged,
     diffusion_eval_step,
     diffusion_step,
-    ema_sampler,
+    grid_sampler,
     sample_grid_figure,
     signed_loaders,
 )
@@ -122,8 +121,8 @@ def setup(cfg: Config, ctx: RunContext) -> Setup:
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     task = setup(cfg, ctx)
     ema = EMA(cfg.ema_decay)
-    draw = ema_sampler(ema, n=16, steps=cfg.grid_steps, seed=cfg.seed)
-    grids = SampleGrid(ctx.run_dir, n=16, draw=draw)
+    draw = grid_sampler(n=16, steps=cfg.grid_steps, seed=cfg.seed)
+    grids = SampleGrid(ctx.run_dir, n=16, draw=draw, ema=ema)
     history = ctx.fit(
         task,
         step=diffusion_step,

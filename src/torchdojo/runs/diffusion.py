@@ -17,7 +17,6 @@ from torch.nn import functional as F  # noqa: N812
 from torchdojo.data.arrays import ArrayDataset
 from torchdojo.engine import Loaders, StepOutput, TensorLoader, Trainer
 from torchdojo.engine.callbacks import EvalOutput
-from torchdojo.engine.ema import EMA, averaged
 from torchdojo.runs.generative import to_signed
 
 
@@ -84,25 +83,21 @@ def sample_grid_figure(images: Tensor, title: str, *, ncols: int = 8) -> Figure:
     return fig
 
 
-def ema_sampler(
-    ema: EMA | None, *, n: int = 16, steps: int = 25, seed: int = 0
-) -> Callable[[Trainer], Tensor]:
+def grid_sampler(*, n: int = 16, steps: int = 25, seed: int = 0) -> Callable[[Trainer], Tensor]:
     """The ``draw`` of a :class:`~torchdojo.runs.generative.SampleGrid` for a diffusion model:
-    ``n`` samples in [-1, 1] from the same seeded noise every epoch, ``steps`` DDIM steps, with
-    the EMA weights when there is an average (they sample better)."""
+    ``n`` samples in [-1, 1] from the same seeded noise every epoch, ``steps`` DDIM steps (the
+    grid's ``ema`` swaps the averaged weights in, which sample better)."""
 
     def draw(trainer: Trainer) -> Tensor:
         model: Sampler = trainer.unwrapped_model  # type: ignore[assignment]
         generator = torch.Generator(device=trainer.device).manual_seed(seed)
-        with averaged(trainer.unwrapped_model, ema):
-            return model.sample(n, generator=generator, steps=steps)
+        return model.sample(n, generator=generator, steps=steps)
 
     return draw
 
 
 __all__ = [
-    "averaged",
-    "ema_sampler",
+    "grid_sampler",
     "diffusion_eval_step",
     "diffusion_step",
     "sample_grid_figure",

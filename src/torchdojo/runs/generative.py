@@ -27,6 +27,7 @@ from torchmetrics import Metric
 
 from torchdojo.data import ArrayDataset
 from torchdojo.engine import (
+    EMA,
     Callback,
     EvalOutput,
     History,
@@ -34,9 +35,9 @@ from torchdojo.engine import (
     StepOutput,
     TensorLoader,
     Trainer,
+    averaged,
 )
 from torchdojo.engine import distributed as dist
-from torchdojo.engine.ema import EMA, averaged
 from torchdojo.models import ModelSpec, create_model
 from torchdojo.models.gan import DCGANDiscriminator
 from torchdojo.nn.generative import (
@@ -360,9 +361,9 @@ class SampleGrid(Callback):
         tensorboard: Also write the grids to ``run_dir/tensorboard``.
         draw: ``draw(trainer) -> (n, C, S, S)`` images in [-1, 1], the same every epoch for
             the same weights, replacing the fixed noise through ``player`` (e.g.
-            :func:`torchdojo.runs.diffusion.ema_sampler`).
-        ema: Draw the fixed noise through ``player``'s averaged weights (when it has an
-            average yet).
+            :func:`torchdojo.runs.diffusion.grid_sampler`).
+        ema: Draw with the averaged weights of the model this EMA tracks (the trainer's
+            first), when it has an average yet.
     """
 
     def __init__(
@@ -386,17 +387,17 @@ class SampleGrid(Callback):
         self._writer: Any = None
 
     def samples(self, trainer: Trainer) -> Tensor:
-        """The fixed noise through the generator (or ``draw``'s images), (N, C, S, S) in [-1, 1]."""
-        if self.draw is not None:
-            with torch.no_grad():
+        """The fixed noise through the generator (or ``draw``'s images), (N, C, S, S) in [-1, 1],
+        with the EMA's averaged weights in its model (the trainer's first) when there is one."""
+        with torch.no_grad(), averaged(trainer.unwrapped_model, self.ema):
+            if self.draw is not None:
                 return self.draw(trainer).float().cpu()
-        model = trainer.unwrapped_models[self.player]
-        was_training = model.training
-        model.eval()
-        with torch.no_grad(), averaged(model, self.ema):
+            model = trainer.unwrapped_models[self.player]
+            was_training = model.training
+            model.eval()
             device = next(model.parameters()).device
             images = model.generate(self.noise.to(device))  # type: ignore[operator]
-        model.train(was_training)
+            model.train(was_training)
         return images.float().cpu()
 
     def on_epoch_end(self, trainer: Trainer, history: History) -> None:
@@ -547,8 +548,7 @@ def train_gan(
         seed=seed,
         ema=ema,
     )
-    callbacks = [*([ema] if ema is not None else []), grid, monitor]
-    callbacks += [quality] if quality is not None else []
+    callbacks = [c for c in (ema, grid, monitor, quality) if c is not None]
     history = fit_players(ctx, task, step=GANStep(loss), callbacks=callbacks, seed=seed)
     if ema is not None and ema.shadow:
         ema.copy_to(task.model)  # the bundle holds the average
