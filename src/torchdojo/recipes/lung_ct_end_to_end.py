@@ -14,34 +14,32 @@ scored by the mask probability at their centre), the classifier alone on ``candi
 (LUNA16's false-positive-reduction track) and the chain. The report lists each scan's nodules
 with millimetre positions, diameters and both probabilities, and slices with the overlays.
 
-Measured (seed 0, ``--threads 1``, 64 synthetic series, the 16 held-out scans: 28 nodules):
-first ``torchdojo run nodule-classifier --threads 1`` (AUC 0.978, 1,211 CPU-s), then ``torchdojo
-run lung-ct-end-to-end --threads 1 --set classifier_run=<that run folder>`` (trains the U-Net, 8
+Measured (seed 0, ``--threads 1``, 64 synthetic series, the 16 held-out scans: 28 nodules): first
+``torchdojo run nodule-classifier --threads 1`` (AUC 0.978, 1,211 CPU-s), then ``torchdojo run
+lung-ct-end-to-end --threads 1 --set classifier_run=<that run folder>`` (trains the U-Net, 8
 epochs: pixel recall 0.976, Dice 0.226, and the malignancy model, fine-tuned 4 epochs from that
-classifier: AUC 0.655 on 31 held-out nodules; then the chain; 312 CPU-s, ``env.json``). FROC
-(mean sensitivity at 1/8 .. 8 FPs per scan): intensity threshold 0.071 (sensitivity 0.071 at 4.9
-FPs/scan); segmentation alone 0.036 (0.96 at 208 FPs/scan: its probabilities saturate at 1, so
-they rank nothing); classifier alone on ``candidates.csv`` 0.791 (1.0 at 175 FPs/scan); the
-chain 0.847 (0.96 at 208 FPs/scan). The one-run default, ``torchdojo run
-lung-ct-end-to-end --threads 1``, trains its classifier exactly as ``nodule-classifier`` does (8
-epochs of 4,000 chips, batch 32; the same per-epoch AUCs, 0.976 at the end without flips) and
-gives the same chain: FROC 0.847 (classifier alone 0.791, segmentation alone 0.036, threshold
-0.071), U-Net pixel recall 0.976 and Dice 0.226, malignancy AUC 0.782; 1,335 CPU-s (22 CPU-min,
-``env.json``; 1,442 s wall). Goals not met: FROC >= 0.85 (0.847, 0.003 short), malignancy AUC
->= 0.90 (0.782 and 0.655 in these two runs; see ``nodule-malignancy``). The grouping matters
-most: with the earlier models (the 10-epoch classifier, AUC 0.971, and the same U-Net), the mask's distance peaks
-(``grouping=peaks``) reach 21 of the 28 nodules at 62 candidates per scan, chain FROC 0.587,
-where the blobs reach 27 at 210 per scan, FROC 0.781 (a script on the same models); small solid
-nodules touching a thick part of the over-wide mask have no distance peak of their own. The
-book's connected components scored 0: the U-Net, trained with the recall weight 8, also marks
-the lung walls, and a nodule touching them merges into a wall-sized component whose centre lies
-outside it. ``flips=true`` averages the classifier over each chip's 8 mirror images: the same
-three models (``segmentation_run=`` and ``malignancy_run=`` set to that run's ``segmentation``
-and ``malignancy`` folders, ``classifier_run=`` as above, ``--set flips=true``) give chain FROC
-0.867, which meets the goal, and classifier alone 0.837, but the chain then costs 834 CPU-s (14
-CPU-minutes, not counting training), so it is not the default; a single run with ``flips=true``
-was not measured.
-"""
+classifier: AUC 0.655 on 31 held-out nodules; then the chain; 312 CPU-s, ``env.json``). FROC (mean
+sensitivity at 1/8 .. 8 FPs per scan): intensity threshold 0.071 (sensitivity 0.071 at 4.9
+FPs/scan); segmentation alone 0.036 (0.96 at 208 FPs/scan: its probabilities saturate at 1, so they
+rank nothing); classifier alone on ``candidates.csv`` 0.791 (1.0 at 175 FPs/scan); the chain 0.847
+(0.96 at 208 FPs/scan). The one-run default, ``torchdojo run lung-ct-end-to-end --threads 1``,
+trains its classifier exactly as ``nodule-classifier`` does (8 epochs of 4,000 chips, batch 32; the
+same per-epoch AUCs, 0.976 at the end without flips) and gives the same chain: FROC 0.847
+(classifier alone 0.791, segmentation alone 0.036, threshold 0.071), U-Net pixel recall 0.976 and
+Dice 0.226, malignancy AUC 0.782; 1,335 CPU-s (22 CPU-min, ``env.json``; 1,442 s wall). Goals not
+met: FROC >= 0.85 (0.847, 0.003 short), malignancy AUC >= 0.90 (0.782 and 0.655 in these two runs;
+see ``nodule-malignancy``). The grouping matters most: with the earlier models (the 10-epoch
+classifier, AUC 0.971, and the same U-Net), the mask's distance peaks (``grouping=peaks``) reach 21
+of the 28 nodules at 62 candidates per scan, chain FROC 0.587, where the blobs reach 27 at 210 per
+scan, FROC 0.781 (a script on the same models); small solid nodules touching a thick part of the
+over-wide mask have no distance peak of their own. The book's connected components scored 0: the
+U-Net, trained with the recall weight 8, also marks the lung walls, and a nodule touching them
+merges into a wall-sized component whose centre lies outside it. ``flips=true`` averages the
+classifier over each chip's 8 mirror images: the same three models (``segmentation_run=`` and
+``malignancy_run=`` set to that run's ``segmentation`` and ``malignancy`` folders,
+``classifier_run=`` as above, ``--set flips=true``) give chain FROC 0.867, which meets the goal,
+and classifier alone 0.837, but the chain then costs 834 CPU-s (14 CPU-minutes, not counting
+training), so it is not the default; a single run with ``flips=true`` was not measured."""
 
 from __future__ import annotations
 

@@ -251,6 +251,13 @@ def group_components(
     ]
 
 
+def _local_maxima(values: np.ndarray, spacing_irc: np.ndarray, window_mm: float) -> np.ndarray:
+    """Where ``values`` (Z, Y, X) equal the maximum of the odd-sided box about ``window_mm``
+    wide around them (anisotropic voxels: the box is in mm)."""
+    window = np.maximum(np.rint(window_mm / spacing_irc).astype(int) | 1, 1)
+    return values == ndimage.maximum_filter(values, size=tuple(window))
+
+
 def peak_centres(
     mask: np.ndarray,
     spacing_xyz: Sequence[float] | np.ndarray,
@@ -268,8 +275,7 @@ def peak_centres(
     """
     spacing_irc = np.asarray(spacing_xyz, dtype=np.float64)[::-1]
     depth = ndimage.distance_transform_edt(mask, sampling=spacing_irc)  # (Z, Y, X) mm
-    window = np.maximum(np.rint(window_mm / spacing_irc).astype(int) | 1, 1)
-    peaks = (depth == ndimage.maximum_filter(depth, size=tuple(window))) & (depth >= min_radius_mm)
+    peaks = _local_maxima(depth, spacing_irc, window_mm) & (depth >= min_radius_mm)
     labels, count = ndimage.label(peaks)
     if count == 0:
         return []
@@ -322,8 +328,7 @@ def blob_centres(
         better = response > best
         best = np.where(better, response, best)
         scale = np.where(better, np.float32(r), scale)
-    window = np.maximum(np.rint(window_mm / spacing_irc).astype(int) | 1, 1)
-    peaks = (best == ndimage.maximum_filter(best, size=tuple(window))) & (best > min_response)
+    peaks = _local_maxima(best, spacing_irc, window_mm) & (best > min_response)
     if mask is not None:
         peaks &= mask.astype(bool)
     return [

@@ -16,6 +16,7 @@ Metrics and FROC live in :mod:`torchdojo.runs.ct`.
 from __future__ import annotations
 
 import html
+import itertools
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,16 +242,8 @@ def _fit_in(
     )
 
 
-FLIPS: tuple[tuple[int, ...], ...] = (
-    (),
-    (-1,),
-    (-2,),
-    (-3,),
-    (-1, -2),
-    (-1, -3),
-    (-2, -3),
-    (-1, -2, -3),
-)  # the 8 mirror images of a (.., D, H, W) chip: the training flips, all of them
+# the 8 mirror images of a (.., D, H, W) chip: every subset of its axes (the training flips)
+FLIPS = tuple(dims for k in range(4) for dims in itertools.combinations((-1, -2, -3), k))
 
 
 @torch.inference_mode()
