@@ -33,9 +33,8 @@ def test_generator_probs_follow_the_drawn_size_and_spiculation(tmp_path: Path) -
 
 
 def test_no_ceiling_without_the_drawn_truth(tmp_path: Path) -> None:
-    assert (
-        malignancy_probabilities(tmp_path, []) is None
-    )  # a LUNA16 folder has no nodules_truth.csv
+    no_truth = malignancy_probabilities(tmp_path, [])  # a LUNA16 folder: no nodules_truth.csv
+    assert no_truth is None
 
 
 def test_logit_is_zero_at_the_reference_and_grows_with_both() -> None:
